@@ -1,0 +1,66 @@
+#include "cache/object.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <algorithm>
+
+namespace kcp::cache {
+
+bool parseResourceVersion(std::string_view text, uint64_t& out) {
+  if (text.empty() || text.size() > 20 || (text.size() > 1 && text[0] == '0')) return false;
+  uint64_t v = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t next = v * 10 + uint64_t(c - '0');
+    if (next / 10 != v) return false;  // overflow
+    v = next;
+  }
+  out = v;
+  return true;
+}
+
+ObjectPtr parseJsonObject(std::string json, std::string* error) {
+  const auto fail = [error](std::string message) {
+    if (error != nullptr) *error = std::move(message);
+    return nullptr;
+  };
+  rapidjson::Document doc;
+  // Iterative: no recursion, so hostile nesting cannot overflow the stack.
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
+  if (doc.HasParseError()) {
+    return fail(std::string("invalid JSON at offset ") + std::to_string(doc.GetErrorOffset()) +
+                ": " + rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  if (!doc.IsObject()) return fail("not a JSON object");
+  const auto meta = doc.FindMember("metadata");
+  if (meta == doc.MemberEnd() || !meta->value.IsObject()) return fail("no metadata");
+  const auto& m = meta->value;
+  const auto str = [&m](const char* key) -> std::string {
+    const auto it = m.FindMember(key);
+    return it != m.MemberEnd() && it->value.IsString()
+               ? std::string(it->value.GetString(), it->value.GetStringLength())
+               : std::string();
+  };
+  auto obj = std::make_shared<Object>();
+  obj->name = str("name");
+  obj->namespace_ = str("namespace");
+  obj->uid = str("uid");
+  if (obj->name.empty()) return fail("metadata.name missing");
+  if (!parseResourceVersion(str("resourceVersion"), obj->resource_version)) {
+    return fail("metadata.resourceVersion missing or not a number");
+  }
+  const auto labels = m.FindMember("labels");
+  if (labels != m.MemberEnd() && labels->value.IsObject()) {
+    for (const auto& l : labels->value.GetObject()) {
+      if (!l.value.IsString()) return fail("label value is not a string");
+      obj->labels.emplace_back(std::string(l.name.GetString(), l.name.GetStringLength()),
+                               std::string(l.value.GetString(), l.value.GetStringLength()));
+    }
+    std::sort(obj->labels.begin(), obj->labels.end());
+  }
+  obj->json = std::move(json);
+  return obj;
+}
+
+}  // namespace kcp::cache

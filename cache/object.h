@@ -1,0 +1,39 @@
+// A cached Kubernetes object: immutable bytes plus the fields the cache needs
+// to index, select and version it, parsed once when the object arrives.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace kcp::cache {
+
+struct Object {
+  std::string namespace_;  // empty for cluster-scoped objects
+  std::string name;
+  std::string uid;
+  uint64_t resource_version = 0;
+  std::vector<std::pair<std::string, std::string>> labels;  // sorted by key
+  std::string json;  // the object exactly as kube-apiserver encoded it
+
+  // "namespace/name", or "name" when cluster-scoped: the store's sort key,
+  // so one namespace is one contiguous key range.
+  std::string key() const { return namespace_.empty() ? name : namespace_ + "/" + name; }
+};
+
+// Shared and immutable: a snapshot or a response in flight keeps it alive.
+using ObjectPtr = std::shared_ptr<const Object>;
+
+// Parses one object as kube-apiserver encodes it in JSON and takes ownership
+// of the bytes. Returns nullptr and sets `error` when the bytes are not a JSON
+// object with metadata.name and a numeric metadata.resourceVersion.
+ObjectPtr parseJsonObject(std::string json, std::string* error);
+
+// kube-apiserver's resourceVersions are etcd revisions: decimal uint64 without
+// sign or leading zeros. Returns false for anything else.
+bool parseResourceVersion(std::string_view text, uint64_t& out);
+
+}  // namespace kcp::cache
