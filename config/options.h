@@ -1,0 +1,46 @@
+// The proxy's settings: kube-style command-line flags, optionally preset by a
+// YAML config file whose keys are the flag names (flags win).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kcp::config {
+
+struct ProxyOptions {
+  std::string config_file;
+  std::string upstream_kubeconfig;  // empty: in-cluster service account
+  std::string upstream_context;
+  std::string listen = "127.0.0.1:6443";
+  std::string listen_insecure;  // empty: off
+  bool allow_insecure_non_loopback = false;
+  std::string tls_cert_file;
+  std::string tls_private_key_file;
+  std::string admin_listen = "127.0.0.1:6444";
+  int workers = 0;  // 0: one per core
+  std::string write_kubeconfig;
+  std::string write_kubeconfig_user_from;  // kubeconfig whose user credentials go into write_kubeconfig
+  std::string state_dir = ".kube-cache-proxy";
+  int verbosity = 0;
+  std::string log_format = "text";
+  std::chrono::milliseconds shutdown_grace_period{std::chrono::seconds(30)};
+  std::chrono::milliseconds upstream_dial_timeout{std::chrono::seconds(10)};
+  int64_t max_request_header_bytes = 1 << 20;
+  int64_t max_header_count = 256;
+  bool show_help = false;
+  bool show_version = false;
+};
+
+// Parses argv (after the program name). Throws ConfigError (from
+// kubeconfig.h) with a message naming the flag on any bad input.
+ProxyOptions parseOptions(const std::vector<std::string>& args);
+
+// The --help text: every flag with its default and meaning.
+std::string optionsHelp();
+
+// Go-style durations as kube flags take them: "30s", "1m30s", "500ms", "2h".
+std::chrono::milliseconds parseDuration(const std::string& text);
+
+}  // namespace kcp::config

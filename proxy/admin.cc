@@ -1,0 +1,120 @@
+#include "proxy/admin.h"
+
+#include "config/log.h"
+#include "proxy/static_response.h"
+
+namespace kcp::proxy {
+namespace {
+
+constexpr timeval kProbeInterval{2, 0};
+constexpr int kProbeTimeoutTicks = 3;  // intervals without an answer before giving up on a probe
+
+}  // namespace
+
+void UpstreamHealth::set(bool ready, std::string reason) {
+  std::lock_guard lock(mu_);
+  if (ready != ready_.load()) {
+    if (ready) {
+      log::info("upstream is ready");
+    } else {
+      log::warning("upstream is not ready", {{"reason", reason}});
+    }
+  }
+  reason_ = std::move(reason);
+  ready_ = ready;
+}
+
+std::string UpstreamHealth::reason() const {
+  std::lock_guard lock(mu_);
+  return reason_;
+}
+
+// GET /readyz upstream every probe interval, one at a time.
+class AdminRouter::Probe : public UpstreamStreamHandler {
+ public:
+  Probe(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials, UpstreamHealth& health)
+      : pool_(pool), credentials_(credentials), health_(health), timer_(event_new(base, -1, EV_PERSIST, onTick, this)) {
+    event_add(timer_, &kProbeInterval);
+    event_active(timer_, 0, 0);
+  }
+  ~Probe() override {
+    if (stream_ != nullptr) stream_->cancel();
+    event_free(timer_);
+  }
+
+  void onUpstreamResponse(const ResponseHead& head, bool) override { status_ = head.status; }
+  void onUpstreamData(const uint8_t*, size_t len) override { stream_->consume(len); }
+  void onUpstreamComplete() override {
+    stream_ = nullptr;
+    health_.set(status_ == 200, status_ == 200 ? "" : "upstream /readyz answered " + std::to_string(status_));
+  }
+  void onUpstreamError(const std::string& reason) override {
+    stream_ = nullptr;
+    health_.set(false, reason);
+  }
+  size_t requestBodyReady(bool* eof) override {
+    *eof = true;
+    return 0;
+  }
+  void pullRequestBody(evbuffer*, size_t) override {}
+
+ private:
+  static void onTick(evutil_socket_t, short, void* p) { static_cast<Probe*>(p)->tick(); }
+  void tick() {
+    if (stream_ != nullptr) {
+      if (++waited_ < kProbeTimeoutTicks) return;
+      stream_->cancel();
+      stream_ = nullptr;
+      health_.set(false, "upstream /readyz did not answer in time");
+    }
+    waited_ = 0;
+    status_ = 0;
+    RequestHead head;
+    head.method = "GET";
+    head.path = "/readyz";
+    head.end_stream = true;
+    if (const std::string token = credentials_.bearerToken(); !token.empty()) {
+      head.headers.push_back({"authorization", "Bearer " + token});
+    }
+    stream_ = pool_.submit(std::move(head), this);
+  }
+
+  UpstreamPool& pool_;
+  ProxyCredentials& credentials_;
+  UpstreamHealth& health_;
+  event* timer_;
+  UpstreamStream* stream_ = nullptr;
+  int status_ = 0;
+  int waited_ = 0;
+};
+
+AdminRouter::AdminRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx,
+                         ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout, Metrics& metrics,
+                         UpstreamHealth& health)
+    : metrics_(metrics),
+      health_(health),
+      pool_(base, target, proxy_ctx, dial_timeout, "readiness-probe"),
+      probe_(std::make_unique<Probe>(base, pool_, credentials, health)) {}
+
+AdminRouter::~AdminRouter() = default;
+
+RequestHandlerPtr AdminRouter::route(const RequestHead& head, DownstreamStream& stream) {
+  const std::string path = head.path.substr(0, head.path.find('?'));
+  if (head.method != "GET" && head.method != "HEAD") {
+    return StaticResponse::sendStatus(stream, {405, "MethodNotAllowed", "the admin endpoints only answer GET", {}});
+  }
+  if (path == "/healthz" || path == "/livez") return StaticResponse::send(stream, 200, "text/plain; charset=utf-8", "ok");
+  if (path == "/readyz") {
+    if (shutting_down_) return StaticResponse::send(stream, 503, "text/plain; charset=utf-8", "shutting down\n");
+    if (!health_.ready()) {
+      return StaticResponse::send(stream, 503, "text/plain; charset=utf-8", "upstream not ready: " + health_.reason() + "\n");
+    }
+    return StaticResponse::send(stream, 200, "text/plain; charset=utf-8", "ok");
+  }
+  if (path == "/metrics") {
+    return StaticResponse::send(stream, 200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render());
+  }
+  return StaticResponse::sendStatus(stream, {404, "NotFound", "the server could not find the requested resource", {}});
+}
+
+}  // namespace kcp::proxy

@@ -1,0 +1,49 @@
+// The admin listener: the proxy's own /healthz, /livez, /readyz and
+// /metrics (kube-apiserver's endpoints of the same names are forwarded on
+// the main port). Readiness follows a periodic probe of upstream /readyz.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "proxy/exchange.h"
+#include "proxy/metrics.h"
+#include "proxy/proxy_router.h"
+#include "proxy/upstream.h"
+
+namespace kcp::proxy {
+
+// Whether kube-apiserver answered its /readyz lately. Thread-safe.
+class UpstreamHealth {
+ public:
+  void set(bool ready, std::string reason);
+  bool ready() const { return ready_.load(); }
+  std::string reason() const;
+
+ private:
+  std::atomic<bool> ready_{false};
+  mutable std::mutex mu_;
+  std::string reason_ = "upstream not probed yet";
+};
+
+class AdminRouter : public Router {
+ public:
+  AdminRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx, ProxyCredentials& credentials,
+              std::chrono::milliseconds dial_timeout, Metrics& metrics, UpstreamHealth& health);
+  ~AdminRouter() override;
+  RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
+  // Set once shutdown begins: /readyz fails so load balancers move away.
+  void setShuttingDown() { shutting_down_ = true; }
+
+ private:
+  class Probe;
+  Metrics& metrics_;
+  UpstreamHealth& health_;
+  UpstreamPool pool_;
+  std::unique_ptr<Probe> probe_;
+  bool shutting_down_ = false;
+};
+
+}  // namespace kcp::proxy

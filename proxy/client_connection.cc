@@ -1,0 +1,125 @@
+#include "proxy/client_connection.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <cstring>
+
+#include "config/log.h"
+#include "proxy/http1_session.h"
+#include "proxy/http2_session.h"
+
+namespace kcp::proxy {
+namespace {
+
+constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+constexpr timeval kHandshakeTimeout{10, 0};
+
+}  // namespace
+
+ClientHandshake::ClientHandshake(SessionHost& host, Router& router, const ClientLimits& limits, SSL_CTX* ssl_ctx,
+                                 evutil_socket_t fd, std::string peer_address)
+    : host_(host), router_(router), limits_(limits), ssl_ctx_(ssl_ctx), peer_address_(std::move(peer_address)) {
+  evutil_make_socket_nonblocking(fd);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (ssl_ctx_ != nullptr) {
+    SSL* ssl = SSL_new(ssl_ctx_);
+    bev_ = bufferevent_openssl_socket_new(host.base(), fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  } else {
+    bev_ = bufferevent_socket_new(host.base(), fd, BEV_OPT_CLOSE_ON_FREE);
+  }
+}
+
+ClientHandshake::~ClientHandshake() {
+  if (bev_ != nullptr) bufferevent_free(bev_);
+}
+
+void ClientHandshake::start() {
+  if (bev_ == nullptr) {
+    finish("cannot set up the connection");
+    return;
+  }
+  bufferevent_setcb(bev_, onReadCb, nullptr, onEventCb, this);
+  bufferevent_set_timeouts(bev_, &kHandshakeTimeout, &kHandshakeTimeout);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+}
+
+void ClientHandshake::finish(const char* why) {
+  if (done_) return;
+  done_ = true;
+  if (why != nullptr) log::verbose(2, "client connection dropped", {{"client", peer_address_}, {"reason", why}});
+  if (bev_ != nullptr) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  host_.release(this);
+}
+
+void ClientHandshake::onEventCb(bufferevent*, short what, void* p) {
+  auto& h = *static_cast<ClientHandshake*>(p);
+  if (what & BEV_EVENT_CONNECTED) {
+    h.onReady();
+  } else if (what & BEV_EVENT_TIMEOUT) {
+    h.host_.metrics().recordRejection("handshake_timeout");
+    h.finish("handshake timed out");
+  } else {
+    h.finish(what & BEV_EVENT_EOF ? "closed during handshake" : "TLS handshake failed");
+  }
+}
+
+void ClientHandshake::onReadCb(bufferevent*, void* p) {
+  auto& h = *static_cast<ClientHandshake*>(p);
+  if (h.ssl_ctx_ == nullptr) h.sniffCleartext();
+}
+
+void ClientHandshake::sniffCleartext() {
+  evbuffer* in = bufferevent_get_input(bev_);
+  const size_t have = std::min(evbuffer_get_length(in), kH2Preface.size());
+  char buf[24];
+  evbuffer_copyout(in, buf, have);
+  const bool h2 = std::memcmp(buf, kH2Preface.data(), have) == 0;
+  if (h2 && have < kH2Preface.size()) return;  // could still be the preface: wait for more
+  bufferevent_set_timeouts(bev_, nullptr, nullptr);
+  bufferevent* bev = std::exchange(bev_, nullptr);
+  done_ = true;
+  PeerInfo peer{peer_address_, false, h2 ? "h2c" : "http/1.1"};
+  if (h2) {
+    auto s = std::make_unique<Http2Session>(host_, router_, limits_, bev, std::move(peer));
+    Http2Session* raw = s.get();
+    host_.adopt(std::move(s));
+    raw->start();
+  } else {
+    auto s = std::make_unique<Http1Session>(host_, router_, limits_, bev, std::move(peer));
+    Http1Session* raw = s.get();
+    host_.adopt(std::move(s));
+    raw->start();
+  }
+  host_.release(this);
+}
+
+void ClientHandshake::onReady() {
+  // TLS done: ALPN decides.
+  const unsigned char* alpn = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(bufferevent_openssl_get_ssl(bev_), &alpn, &len);
+  const bool h2 = len == 2 && std::memcmp(alpn, "h2", 2) == 0;
+  bufferevent_set_timeouts(bev_, nullptr, nullptr);
+  bufferevent* bev = std::exchange(bev_, nullptr);
+  done_ = true;
+  PeerInfo peer{peer_address_, true, h2 ? "h2" : "http/1.1"};
+  host_.metrics().connections_accepted.fetch_add(1, std::memory_order_relaxed);
+  if (h2) {
+    auto s = std::make_unique<Http2Session>(host_, router_, limits_, bev, std::move(peer));
+    Http2Session* raw = s.get();
+    host_.adopt(std::move(s));
+    raw->start();
+  } else {
+    auto s = std::make_unique<Http1Session>(host_, router_, limits_, bev, std::move(peer));
+    Http1Session* raw = s.get();
+    host_.adopt(std::move(s));
+    raw->start();
+  }
+  host_.release(this);
+}
+
+}  // namespace kcp::proxy

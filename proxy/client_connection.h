@@ -1,0 +1,43 @@
+// The first moments of a client connection: the TLS handshake (bounded in
+// time) and ALPN, or, on the cleartext listener, a look at the first bytes
+// for the HTTP/2 connection preface. Then the connection is handed to an
+// Http2Session or Http1Session and this object is released.
+#pragma once
+
+#include <event2/bufferevent.h>
+#include <openssl/ssl.h>
+
+#include <string>
+
+#include "proxy/exchange.h"
+#include "proxy/session.h"
+
+namespace kcp::proxy {
+
+class ClientHandshake : public Session {
+ public:
+  // Takes ownership of `fd`. `ssl_ctx` null means cleartext.
+  ClientHandshake(SessionHost& host, Router& router, const ClientLimits& limits, SSL_CTX* ssl_ctx,
+                  evutil_socket_t fd, std::string peer_address);
+  ~ClientHandshake() override;
+  void start();
+  void drain() override { finish("shutting down"); }
+  size_t activeRequests() const override { return 0; }
+
+ private:
+  void onReady();
+  void sniffCleartext();
+  void finish(const char* why);
+  static void onReadCb(bufferevent*, void* p);
+  static void onEventCb(bufferevent*, short what, void* p);
+
+  SessionHost& host_;
+  Router& router_;
+  ClientLimits limits_;
+  SSL_CTX* ssl_ctx_;
+  bufferevent* bev_ = nullptr;  // null once handed over
+  std::string peer_address_;
+  bool done_ = false;
+};
+
+}  // namespace kcp::proxy

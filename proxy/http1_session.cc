@@ -1,0 +1,362 @@
+#include "proxy/http1_session.h"
+
+#include <event2/buffer.h>
+
+#include <cstring>
+
+#include "config/log.h"
+#include "proxy/static_response.h"
+
+namespace kcp::proxy {
+namespace {
+
+constexpr size_t kOutputHighWatermark = 256 << 10;
+// Request body handed to the handler but not yet sent on: past this we stop
+// reading the socket, so a fast uploader meets TCP backpressure.
+constexpr size_t kMaxRequestBodyOutstanding = 1 << 20;
+
+}  // namespace
+
+Http1Session::Http1Session(SessionHost& host, Router& router, const ClientLimits& limits, bufferevent* bev,
+                           PeerInfo peer)
+    : host_(host),
+      router_(router),
+      limits_(limits),
+      bev_(bev),
+      peer_(std::move(peer)),
+      pump_ev_(event_new(host.base(), -1, 0, onPumpCb, this)) {
+  http_parser_init(&parser_, HTTP_REQUEST);
+  parser_.data = this;
+  http_parser_settings_init(&settings_);
+  settings_.on_message_begin = onMessageBegin;
+  settings_.on_url = onUrl;
+  settings_.on_header_field = onHeaderField;
+  settings_.on_header_value = onHeaderValue;
+  settings_.on_headers_complete = onHeadersComplete;
+  settings_.on_body = onBody;
+  settings_.on_message_complete = onMessageComplete;
+  host_.metrics().client_connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+Http1Session::~Http1Session() {
+  if (handler_) {
+    handler_->onDownstreamClosed();
+    handler_.reset();
+  }
+  bufferevent_free(bev_);
+  event_free(pump_ev_);
+  host_.metrics().client_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Http1Session::start() {
+  bufferevent_setcb(bev_, onReadCb, onWriteCb, onEventCb, this);
+  bufferevent_setwatermark(bev_, EV_WRITE, kOutputHighWatermark / 2, 0);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  onRead();
+}
+
+void Http1Session::drain() {
+  draining_ = true;
+  keep_alive_ = false;
+  if (!handler_ && !closing_) close("draining");
+}
+
+void Http1Session::close(const char* why) {
+  if (closing_) return;
+  closing_ = true;
+  log::verbose(2, "client connection closed", {{"client", peer_.address}, {"reason", why}});
+  bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  host_.release(this);
+}
+
+void Http1Session::onEventCb(bufferevent*, short what, void* p) {
+  auto& s = self(p);
+  s.close(what & BEV_EVENT_EOF ? "client closed the connection" : "connection error");
+}
+
+void Http1Session::resetRequestState() {
+  head_ = RequestHead{};
+  header_name_.clear();
+  last_was_value_ = false;
+  header_bytes_ = header_count_ = 0;
+  too_large_ = false;
+  request_complete_ = false;
+  request_body_outstanding_ = 0;
+  head_request_ = false;
+  response_started_ = chunked_ = response_complete_ = false;
+  body_allowed_ = true;
+}
+
+void Http1Session::onRead() {
+  if (closing_) return;
+  evbuffer* in = bufferevent_get_input(bev_);
+  while (evbuffer_get_length(in) > 0 && !closing_) {
+    // One request at a time: the next waits until this response is done, and
+    // a request body waits while the handler holds too much of it.
+    if (handler_ && (request_complete_ || request_body_outstanding_ >= kMaxRequestBodyOutstanding)) {
+      bufferevent_disable(bev_, EV_READ);
+      return;
+    }
+    evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
+    const size_t n = http_parser_execute(&parser_, &settings_, static_cast<const char*>(v.iov_base), v.iov_len);
+    const http_errno err = HTTP_PARSER_ERRNO(&parser_);
+    if (err == HPE_PAUSED) {
+      http_parser_pause(&parser_, 0);
+      evbuffer_drain(in, n);
+      continue;
+    }
+    if (err != HPE_OK) {
+      evbuffer_drain(in, evbuffer_get_length(in));
+      if (too_large_ || err == HPE_HEADER_OVERFLOW) {
+        host_.metrics().recordRejection("header_bytes");
+        fail(431, "RequestHeaderFieldsTooLarge", "request headers too large");
+      } else if (response_started_) {
+        close("bad request after the response started");
+      } else {
+        fail(400, "BadRequest", std::string("malformed HTTP/1.1 request: ") + http_errno_description(err));
+      }
+      return;
+    }
+    evbuffer_drain(in, n);
+    if (parser_.upgrade) {
+      // Upgrades (exec, attach, port-forward over SPDY or WebSocket) are not
+      // tunnelled yet: refuse clearly instead of forwarding a broken exchange.
+      fail(501, "NotImplemented", "connection upgrades are not supported by kube-cache-proxy yet");
+      return;
+    }
+  }
+}
+
+void Http1Session::fail(int code, const char* reason, const std::string& message) {
+  keep_alive_ = false;
+  if (response_started_) {  // too late for an error response
+    close(reason);
+    return;
+  }
+  if (handler_) handler_->onDownstreamClosed();
+  request_complete_ = true;
+  handler_ = StaticResponse::sendStatus(*this, {code, reason, message, {}});
+}
+
+bool Http1Session::countHeaderBytes(size_t len) {
+  header_bytes_ += int64_t(len);
+  if (header_bytes_ > limits_.max_header_bytes) too_large_ = true;
+  return !too_large_;
+}
+
+int Http1Session::onMessageBegin(http_parser* p) noexcept {
+  self(p).resetRequestState();
+  return 0;
+}
+
+int Http1Session::onUrl(http_parser* p, const char* at, size_t len) noexcept {
+  auto& s = self(p);
+  if (!s.countHeaderBytes(len)) return 1;
+  s.head_.path.append(at, len);
+  return 0;
+}
+
+int Http1Session::onHeaderField(http_parser* p, const char* at, size_t len) noexcept {
+  auto& s = self(p);
+  if (!s.countHeaderBytes(len)) return 1;
+  if (s.last_was_value_ || s.head_.headers.empty()) {
+    if (++s.header_count_ > s.limits_.max_header_count) {
+      s.too_large_ = true;
+      return 1;
+    }
+    s.head_.headers.push_back({});
+    s.last_was_value_ = false;
+  }
+  s.head_.headers.back().name += toLower(std::string_view(at, len));
+  return 0;
+}
+
+int Http1Session::onHeaderValue(http_parser* p, const char* at, size_t len) noexcept {
+  auto& s = self(p);
+  if (!s.countHeaderBytes(len)) return 1;
+  if (s.head_.headers.empty()) return 1;
+  s.head_.headers.back().value.append(at, len);
+  s.last_was_value_ = true;
+  return 0;
+}
+
+int Http1Session::onHeadersComplete(http_parser* p) noexcept {
+  auto& s = self(p);
+  RequestHead& h = s.head_;
+  h.method = http_method_str(static_cast<http_method>(p->method));
+  h.scheme = s.peer_.tls ? "https" : "http";
+  // Host becomes :authority; headers named in Connection are hop-by-hop too.
+  std::vector<std::string> connection_tokens;
+  for (const auto& hd : h.headers) {
+    if (hd.name == "host") h.authority = hd.value;
+    if (hd.name == "connection") {
+      size_t start = 0;
+      while (start <= hd.value.size()) {
+        size_t comma = hd.value.find(',', start);
+        std::string token = hd.value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        token.erase(0, token.find_first_not_of(" \t"));
+        token.erase(token.find_last_not_of(" \t") + 1);
+        if (!token.empty()) connection_tokens.push_back(toLower(token));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    }
+  }
+  std::erase_if(h.headers, [&](const Header& hd) {
+    if (isHopByHop(hd.name)) return true;
+    for (const auto& t : connection_tokens) {
+      if (hd.name == t) return true;
+    }
+    return false;
+  });
+  const bool chunked = p->flags & F_CHUNKED;
+  const bool has_length = p->content_length != ULLONG_MAX && p->content_length > 0;
+  if (has_length) h.content_length = int64_t(p->content_length);
+  h.end_stream = !chunked && !has_length;
+  s.keep_alive_ = http_should_keep_alive(p) && !s.draining_;
+  s.head_request_ = p->method == HTTP_HEAD;
+  if (p->upgrade) return 0;  // handled after http_parser_execute returns
+  if (h.path.empty() || h.path[0] != '/') {
+    s.too_large_ = false;
+    return 1;  // absolute-form or asterisk-form: not for a reverse proxy
+  }
+  s.handler_ = s.router_.route(h, s);
+  if (s.handler_ && h.end_stream) {
+    s.request_complete_ = true;
+    s.handler_->onRequestComplete();
+  }
+  return 0;
+}
+
+int Http1Session::onBody(http_parser* p, const char* at, size_t len) noexcept {
+  auto& s = self(p);
+  if (!s.handler_) return 0;
+  s.request_body_outstanding_ += len;
+  s.handler_->onRequestBody(reinterpret_cast<const uint8_t*>(at), len);
+  return 0;
+}
+
+int Http1Session::onMessageComplete(http_parser* p) noexcept {
+  auto& s = self(p);
+  if (p->upgrade) return 0;
+  if (s.handler_ && !s.request_complete_) {
+    s.request_complete_ = true;
+    s.handler_->onRequestComplete();
+  }
+  // Stop here: a pipelined request is parsed once this response is done.
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+void Http1Session::submitResponse(const ResponseHead& head, bool end_stream) {
+  if (response_started_ || closing_) return;
+  response_started_ = true;
+  const int code = head.status;
+  body_allowed_ = !head_request_ && code >= 200 && code != 204 && code != 304;
+  evbuffer* out = bufferevent_get_output(bev_);
+  evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", code, reasonPhrase(code));
+  bool has_length = false;
+  for (const auto& h : head.headers) {
+    if (h.name == "content-length") has_length = true;
+    if (isHopByHop(h.name)) continue;
+    evbuffer_add(out, h.name.data(), h.name.size());
+    evbuffer_add(out, ": ", 2);
+    evbuffer_add(out, h.value.data(), h.value.size());
+    evbuffer_add(out, "\r\n", 2);
+  }
+  if (!has_length && head.content_length >= 0) {
+    evbuffer_add_printf(out, "content-length: %lld\r\n", static_cast<long long>(head.content_length));
+    has_length = true;
+  }
+  if (body_allowed_ && !has_length) {
+    if (end_stream) {
+      evbuffer_add_printf(out, "content-length: 0\r\n");
+    } else {
+      chunked_ = true;
+      evbuffer_add_printf(out, "transfer-encoding: chunked\r\n");
+    }
+  }
+  if (!keep_alive_) evbuffer_add_printf(out, "connection: close\r\n");
+  evbuffer_add(out, "\r\n", 2);
+  if (end_stream) response_complete_ = true;
+  event_active(pump_ev_, 0, 0);
+}
+
+void Http1Session::resumeResponse() {
+  if (!closing_) event_active(pump_ev_, 0, 0);
+}
+
+void Http1Session::consumedRequestBody(size_t n) {
+  request_body_outstanding_ -= std::min(n, request_body_outstanding_);
+  if (!closing_ && request_body_outstanding_ < kMaxRequestBodyOutstanding && !request_complete_) {
+    bufferevent_enable(bev_, EV_READ);
+    event_active(pump_ev_, 0, 0);  // parse what is already buffered
+  }
+}
+
+void Http1Session::resetStream() {
+  // A response cut short can only be signalled by closing the connection.
+  close("response aborted");
+}
+
+void Http1Session::onWrite() {
+  if (close_after_write_ && evbuffer_get_length(bufferevent_get_output(bev_)) == 0) {
+    close("response done, connection not kept alive");
+    return;
+  }
+  pump();
+}
+
+void Http1Session::pump() {
+  if (closing_) return;
+  if (!handler_) {
+    onRead();
+    return;
+  }
+  if (!response_started_) {
+    // Parsing may have stopped for request-body backpressure.
+    if (!request_complete_) onRead();
+    return;
+  }
+  evbuffer* out = bufferevent_get_output(bev_);
+  while (!response_complete_ && evbuffer_get_length(out) < kOutputHighWatermark) {
+    bool eof = false;
+    size_t ready = handler_->responseBodyReady(&eof);
+    if (ready > 0) {
+      if (!body_allowed_) {  // HEAD: discard what upstream may still send
+        evbuffer* sink = evbuffer_new();
+        handler_->pullResponseBody(sink, ready);
+        evbuffer_free(sink);
+        continue;
+      }
+      ready = std::min(ready, kOutputHighWatermark);
+      if (chunked_) evbuffer_add_printf(out, "%zx\r\n", ready);
+      handler_->pullResponseBody(out, ready);
+      if (chunked_) evbuffer_add(out, "\r\n", 2);
+      continue;
+    }
+    if (!eof) return;  // resumeResponse will bring us back
+    if (chunked_) evbuffer_add(out, "0\r\n\r\n", 5);
+    response_complete_ = true;
+  }
+  if (response_complete_) finishExchange();
+}
+
+void Http1Session::finishExchange() {
+  // A request body the handler never read (e.g. an error answered early)
+  // leaves the parser mid-message: the connection cannot be reused.
+  if (!request_complete_) keep_alive_ = false;
+  handler_.reset();
+  if (!keep_alive_) {
+    close_after_write_ = true;
+    bufferevent_disable(bev_, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(bev_)) == 0) close("response done, connection not kept alive");
+    return;
+  }
+  resetRequestState();
+  bufferevent_enable(bev_, EV_READ);
+  onRead();  // a pipelined request may be waiting
+}
+
+}  // namespace kcp::proxy

@@ -1,0 +1,309 @@
+#include "proxy/http2_session.h"
+
+#include <event2/buffer.h>
+
+#include <cstring>
+#include <vector>
+
+#include "config/log.h"
+#include "proxy/static_response.h"
+
+namespace kcp::proxy {
+namespace {
+
+constexpr size_t kOutputHighWatermark = 256 << 10;
+constexpr int32_t kStreamWindow = 1 << 20;         // request bodies buffered per stream at most
+constexpr int32_t kConnectionWindow = 16 << 20;
+
+}  // namespace
+
+// One request/response exchange on the connection.
+class Http2Session::Stream : public DownstreamStream {
+ public:
+  Stream(Http2Session& session, int32_t id) : session_(session), id_(id) {}
+
+  void submitResponse(const ResponseHead& head, bool end_stream) override {
+    if (response_submitted_) return;
+    response_submitted_ = true;
+    const std::string status = std::to_string(head.status);
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(head.headers.size() + 1);
+    const auto add = [&nva](const std::string& n, const std::string& v) {
+      nva.push_back({const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(n.data())),
+                     const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(v.data())), n.size(), v.size(),
+                     NGHTTP2_NV_FLAG_NONE});
+    };
+    static const std::string kStatus = ":status";
+    add(kStatus, status);
+    for (const auto& h : head.headers) add(h.name, h.value);
+    nghttp2_data_provider body{};
+    body.read_callback = onReadResponseBody;
+    const int rv = nghttp2_submit_response(session_.session_, id_, nva.data(), nva.size(), end_stream ? nullptr : &body);
+    if (rv != 0) {
+      log::warning("cannot submit response", {{"error", nghttp2_strerror(rv)}});
+      nghttp2_submit_rst_stream(session_.session_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
+    }
+    session_.scheduleFlush();
+  }
+  void resumeResponse() override {
+    if (!response_submitted_) return;
+    nghttp2_session_resume_data(session_.session_, id_);
+    session_.scheduleFlush();
+  }
+  void consumedRequestBody(size_t n) override {
+    nghttp2_session_consume(session_.session_, id_, n);
+    session_.scheduleFlush();
+  }
+  void resetStream() override {
+    nghttp2_submit_rst_stream(session_.session_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
+    session_.scheduleFlush();
+  }
+  const PeerInfo& peer() const override { return session_.peer_; }
+
+  Http2Session& session_;
+  int32_t id_;
+  RequestHead head_;
+  RequestHandlerPtr handler_;
+  int64_t header_bytes_ = 0;
+  int64_t header_count_ = 0;
+  bool headers_too_large_ = false;
+  bool bad_request_ = false;
+  bool response_submitted_ = false;
+};
+
+Http2Session::Http2Session(SessionHost& host, Router& router, const ClientLimits& limits, bufferevent* bev,
+                           PeerInfo peer)
+    : host_(host),
+      router_(router),
+      limits_(limits),
+      bev_(bev),
+      peer_(std::move(peer)),
+      flush_ev_(event_new(host.base(), -1, 0, onFlushCb, this)) {
+  host_.metrics().client_connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+Http2Session::~Http2Session() {
+  // Handlers go first: their destructors may still call their stream.
+  for (auto& [id, s] : streams_) {
+    if (s->handler_) s->handler_->onDownstreamClosed();
+  }
+  streams_.clear();
+  if (session_ != nullptr) nghttp2_session_del(session_);
+  bufferevent_free(bev_);
+  event_free(flush_ev_);
+  host_.metrics().client_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Http2Session::start() {
+  nghttp2_session_callbacks* cbs;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, onBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, onHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, onFrameRecv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, onDataChunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, onStreamClose);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, onSendData);
+  nghttp2_option* opt;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  const int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0) {
+    close("nghttp2 session creation failed");
+    return;
+  }
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits_.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, uint32_t(kStreamWindow)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, uint32_t(limits_.max_header_bytes)},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  bufferevent_setcb(bev_, onReadCb, onWriteCb, onEventCb, this);
+  bufferevent_setwatermark(bev_, EV_WRITE, kOutputHighWatermark / 2, 0);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  onRead();
+}
+
+void Http2Session::drain() {
+  if (closing_ || session_ == nullptr) return;
+  nghttp2_submit_shutdown_notice(session_);
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  scheduleFlush();
+}
+
+void Http2Session::close(const char* why) {
+  if (closing_) return;
+  closing_ = true;
+  log::verbose(2, "client connection closed", {{"client", peer_.address}, {"reason", why}});
+  bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  host_.release(this);
+}
+
+Http2Session::Stream* Http2Session::streamOf(int32_t id) {
+  const auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+void Http2Session::scheduleFlush() {
+  if (!closing_) event_active(flush_ev_, 0, 0);
+}
+
+void Http2Session::onEventCb(bufferevent*, short what, void* p) {
+  auto& s = self(p);
+  s.close(what & BEV_EVENT_EOF ? "client closed the connection" : "connection error");
+}
+
+void Http2Session::onRead() {
+  if (closing_) return;
+  evbuffer* in = bufferevent_get_input(bev_);
+  while (evbuffer_get_length(in) > 0) {
+    evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
+    const ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(v.iov_base), v.iov_len);
+    if (n < 0) {
+      log::verbose(1, "HTTP/2 protocol error from client", {{"client", peer_.address}, {"error", nghttp2_strerror(int(n))}});
+      // nghttp2 has queued a GOAWAY where it could; send it, then close.
+      flush();
+      close("protocol error");
+      return;
+    }
+    evbuffer_drain(in, size_t(n));
+    if (closing_) return;
+  }
+  flush();
+}
+
+void Http2Session::flush() {
+  if (closing_ || session_ == nullptr) return;
+  evbuffer* out = bufferevent_get_output(bev_);
+  while (evbuffer_get_length(out) < kOutputHighWatermark) {
+    const uint8_t* data = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      close("send error");
+      return;
+    }
+    if (n == 0) break;
+    evbuffer_add(out, data, size_t(n));
+  }
+  if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) &&
+      evbuffer_get_length(out) == 0) {
+    close("session finished");
+  }
+}
+
+void Http2Session::respondError(Stream& stream, int code, const char* reason, const std::string& message) {
+  stream.handler_ = StaticResponse::sendStatus(stream, {code, reason, message, {}});
+}
+
+int Http2Session::onBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame, void* p) noexcept {
+  auto& s = self(p);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto stream = std::make_unique<Stream>(s, frame->hd.stream_id);
+  nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream.get());
+  s.streams_[frame->hd.stream_id] = std::move(stream);
+  return 0;
+}
+
+int Http2Session::onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                           const uint8_t* value, size_t valuelen, uint8_t, void* p) noexcept {
+  auto& s = self(p);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  Stream* st = s.streamOf(frame->hd.stream_id);
+  if (st == nullptr) return 0;
+  st->header_bytes_ += int64_t(namelen + valuelen + 32);  // RFC 9113 header list size accounting
+  if (++st->header_count_ > s.limits_.max_header_count || st->header_bytes_ > s.limits_.max_header_bytes) {
+    st->headers_too_large_ = true;
+    return 0;
+  }
+  const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  std::string v(reinterpret_cast<const char*>(value), valuelen);
+  RequestHead& h = st->head_;
+  if (n == ":method") h.method = std::move(v);
+  else if (n == ":path") h.path = std::move(v);
+  else if (n == ":authority") h.authority = std::move(v);
+  else if (n == ":scheme") h.scheme = std::move(v);
+  else if (n.starts_with(":")) st->bad_request_ = true;  // nghttp2 already rejects unknown pseudo-headers
+  else if (n == "host") {
+    if (h.authority.empty()) h.authority = std::move(v);
+  } else {
+    if (n == "content-length") h.content_length = std::strtoll(v.c_str(), nullptr, 10);
+    h.headers.push_back({std::string(n), std::move(v)});
+  }
+  return 0;
+}
+
+int Http2Session::onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* p) noexcept {
+  auto& s = self(p);
+  Stream* st = s.streamOf(frame->hd.stream_id);
+  if (st == nullptr) return 0;
+  const bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    if (st->headers_too_large_) {
+      s.host_.metrics().recordRejection("header_bytes");
+      s.respondError(*st, 431, "RequestHeaderFieldsTooLarge", "request headers too large");
+      return 0;
+    }
+    if (st->head_.method.empty() || st->head_.path.empty() || st->bad_request_) {
+      s.respondError(*st, 400, "BadRequest", "malformed request");
+      return 0;
+    }
+    if (s.closing_) return 0;
+    st->head_.end_stream = end_stream;
+    st->handler_ = s.router_.route(st->head_, *st);
+    if (end_stream && st->handler_) st->handler_->onRequestComplete();
+  } else if (frame->hd.type == NGHTTP2_DATA && end_stream && st->handler_ && !st->headers_too_large_) {
+    st->handler_->onRequestComplete();
+  }
+  return 0;
+}
+
+int Http2Session::onDataChunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                              void* p) noexcept {
+  Stream* st = self(p).streamOf(id);
+  if (st == nullptr || !st->handler_ || st->headers_too_large_) {
+    nghttp2_session_consume(session, id, len);
+    return 0;
+  }
+  st->handler_->onRequestBody(data, len);
+  return 0;
+}
+
+int Http2Session::onStreamClose(nghttp2_session*, int32_t id, uint32_t, void* p) noexcept {
+  auto& s = self(p);
+  const auto it = s.streams_.find(id);
+  if (it == s.streams_.end()) return 0;
+  std::unique_ptr<Stream> st = std::move(it->second);
+  s.streams_.erase(it);
+  if (st->handler_) st->handler_->onDownstreamClosed();
+  return 0;  // st and its handler are destroyed here
+}
+
+ssize_t Http2Session::onReadResponseBody(nghttp2_session*, int32_t id, uint8_t*, size_t length, uint32_t* flags,
+                                         nghttp2_data_source*, void* p) noexcept {
+  Stream* st = self(p).streamOf(id);
+  if (st == nullptr || !st->handler_) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  bool eof = false;
+  const size_t ready = st->handler_->responseBodyReady(&eof);
+  if (ready == 0 && !eof) return NGHTTP2_ERR_DEFERRED;
+  const size_t n = std::min(ready, length);
+  *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  if (eof && n == ready) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return ssize_t(n);
+}
+
+int Http2Session::onSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                             nghttp2_data_source*, void* p) noexcept {
+  auto& s = self(p);
+  Stream* st = s.streamOf(frame->hd.stream_id);
+  if (st == nullptr || !st->handler_ || frame->data.padlen > 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  evbuffer* out = bufferevent_get_output(s.bev_);
+  evbuffer_add(out, framehd, 9);
+  if (length > 0) st->handler_->pullResponseBody(out, length);
+  return 0;
+}
+
+}  // namespace kcp::proxy

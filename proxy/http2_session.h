@@ -1,0 +1,68 @@
+// A client connection speaking HTTP/2 (TLS with ALPN h2, or cleartext with
+// prior knowledge), served with nghttp2. Each stream's request is handed to a
+// RequestHandler chosen by the Router; response bodies are pulled from the
+// handler only as fast as the socket drains.
+#pragma once
+
+#include <event2/bufferevent.h>
+#include <nghttp2/nghttp2.h>
+
+#include <memory>
+#include <unordered_map>
+
+#include "proxy/exchange.h"
+#include "proxy/session.h"
+
+namespace kcp::proxy {
+
+class Http2Session : public Session {
+ public:
+  // Takes ownership of `bev` (connected, TLS handshake done); bytes already
+  // in its input buffer are the start of the connection.
+  Http2Session(SessionHost& host, Router& router, const ClientLimits& limits, bufferevent* bev, PeerInfo peer);
+  ~Http2Session() override;
+
+  // Sends the server preface and processes what is already buffered. May
+  // release the session (on a protocol error).
+  void start();
+  void drain() override;
+  size_t activeRequests() const override { return streams_.size(); }
+
+ private:
+  class Stream;
+  void onRead();
+  void flush();
+  void scheduleFlush();
+  void close(const char* why);
+  void respondError(Stream& stream, int code, const char* reason, const std::string& message);
+  Stream* streamOf(int32_t id);
+
+  static Http2Session& self(void* p) { return *static_cast<Http2Session*>(p); }
+  static void onReadCb(bufferevent*, void* p) { self(p).onRead(); }
+  static void onWriteCb(bufferevent*, void* p) { self(p).flush(); }
+  static void onEventCb(bufferevent*, short what, void* p);
+  static void onFlushCb(evutil_socket_t, short, void* p) { self(p).flush(); }
+
+  static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* p) noexcept;
+  static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                      const uint8_t* value, size_t valuelen, uint8_t, void* p) noexcept;
+  static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* p) noexcept;
+  static int onDataChunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* p) noexcept;
+  static int onStreamClose(nghttp2_session*, int32_t id, uint32_t error_code, void* p) noexcept;
+  static ssize_t onReadResponseBody(nghttp2_session*, int32_t id, uint8_t*, size_t length, uint32_t* flags,
+                                    nghttp2_data_source*, void* p) noexcept;
+  static int onSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                        nghttp2_data_source*, void* p) noexcept;
+
+  SessionHost& host_;
+  Router& router_;
+  ClientLimits limits_;
+  bufferevent* bev_;
+  PeerInfo peer_;
+  nghttp2_session* session_ = nullptr;
+  event* flush_ev_;
+  bool closing_ = false;
+  std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+};
+
+}  // namespace kcp::proxy

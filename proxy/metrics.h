@@ -1,0 +1,72 @@
+// Prometheus metrics. Each worker thread records into its own Shard (relaxed
+// atomics, a mutex only when a new label set first appears); /metrics sums
+// the shards when scraped.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace kcp::proxy {
+
+class Metrics {
+ public:
+  static constexpr std::array<double, 14> kDurationBuckets = {
+      0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1, 2.5, 5, 10, 30};
+
+  class Shard {
+   public:
+    // One finished request. Watches and upgraded connections are counted but,
+    // as in kube-apiserver, kept out of the latency histogram.
+    void recordRequest(const std::string& verb, const std::string& resource, int code,
+                       const std::string& served_from, double seconds, uint64_t bytes_in,
+                       uint64_t bytes_out);
+    void recordRejection(const std::string& limit);
+
+    std::atomic<int64_t> in_flight{0};
+    std::atomic<int64_t> client_connections{0};
+    std::atomic<int64_t> upstream_connections{0};
+    std::atomic<uint64_t> connections_accepted{0};
+
+   private:
+    friend class Metrics;
+    struct Histogram {
+      std::array<std::atomic<uint64_t>, kDurationBuckets.size()> buckets{};
+      std::atomic<uint64_t> count{0};
+      std::atomic<uint64_t> sum_micros{0};
+    };
+    using RequestKey = std::tuple<std::string, std::string, std::string, std::string>;
+    mutable std::mutex mu_;  // guards the maps' shape, not the counters
+    std::map<RequestKey, std::atomic<uint64_t>> requests_;
+    std::map<std::pair<std::string, std::string>, Histogram> durations_;
+    std::map<std::string, std::array<std::atomic<uint64_t>, 2>> bytes_;  // in, out by served_from
+    std::map<std::string, std::atomic<uint64_t>> rejections_;
+  };
+
+  // A new shard for a worker; the shard lives as long as this Metrics.
+  Shard& addShard();
+
+  // Gauges computed at scrape time (e.g. upstream reachability).
+  void addGauge(std::string name, std::string help, std::function<double()> value);
+
+  // The Prometheus text exposition format (version 0.0.4).
+  std::string render() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  struct Gauge {
+    std::string name, help;
+    std::function<double()> value;
+  };
+  std::vector<Gauge> gauges_;
+};
+
+}  // namespace kcp::proxy

@@ -1,0 +1,68 @@
+#include "proxy/proxy_router.h"
+
+#include <sys/stat.h>
+
+#include "config/log.h"
+#include "proxy/forwarder.h"
+#include "proxy/request_info.h"
+
+namespace kcp::proxy {
+
+ProxyCredentials::ProxyCredentials(const config::UpstreamConfig& cfg)
+    : token_(cfg.token), token_file_(cfg.token_file) {}
+
+std::string ProxyCredentials::bearerToken() {
+  std::lock_guard lock(mu_);
+  if (token_file_.empty()) return token_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= next_check_) {
+    next_check_ = now + std::chrono::seconds(10);
+    struct stat st {};
+    if (stat(token_file_.c_str(), &st) == 0) {
+      const int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+      if (mtime != file_mtime_ns_) {
+        try {
+          std::string t = config::readFile(token_file_, "token file");
+          while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+          token_ = std::move(t);
+          file_mtime_ns_ = mtime;
+          log::verbose(1, "read the upstream token file", {{"file", token_file_}});
+        } catch (const config::ConfigError& e) {
+          log::warning("cannot re-read the upstream token file; keeping the previous token", {{"error", e.what()}});
+        }
+      }
+    }
+  }
+  return token_;
+}
+
+ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx,
+                         SSL_CTX* passthrough_ctx, ProxyCredentials& credentials,
+                         std::chrono::milliseconds dial_timeout, Metrics::Shard& metrics)
+    : as_proxy_(base, target, proxy_ctx, dial_timeout, "proxy-identity"),
+      as_client_(base, target, passthrough_ctx, dial_timeout, "client-credentials"),
+      credentials_(credentials),
+      metrics_(metrics) {}
+
+RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& stream) {
+  RequestInfo info = parseRequestInfo(head.method, head.path);
+  RequestHead up = head;
+  std::erase_if(up.headers, [](const Header& h) { return isHopByHop(h.name); });
+  // Identity (until client authentication lands): a client's own
+  // Authorization goes through on a connection without the proxy's client
+  // certificate (kube-apiserver would otherwise authenticate the certificate
+  // first and ignore the token). Without one, the request acts as the proxy,
+  // and impersonation headers are dropped so nobody borrows its privileges.
+  const bool own_credentials = head.header("authorization") != nullptr;
+  UpstreamPool* pool = &as_client_;
+  if (!own_credentials) {
+    pool = &as_proxy_;
+    std::erase_if(up.headers, [](const Header& h) { return h.name.starts_with("impersonate-"); });
+    if (const std::string token = credentials_.bearerToken(); !token.empty()) {
+      up.headers.push_back({"authorization", "Bearer " + token});
+    }
+  }
+  return std::make_unique<Forwarder>(std::move(up), std::move(info), stream, *pool, metrics_);
+}
+
+}  // namespace kcp::proxy

@@ -1,0 +1,49 @@
+// The main listener's router: today every request is forwarded upstream
+// (the cache plugs in here). It also decides who a forwarded request acts as.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "config/kubeconfig.h"
+#include "proxy/exchange.h"
+#include "proxy/metrics.h"
+#include "proxy/upstream.h"
+
+namespace kcp::proxy {
+
+// The proxy's own bearer token (static, or a token file re-read when it
+// changes, as bound service-account tokens rotate). Thread-safe.
+class ProxyCredentials {
+ public:
+  explicit ProxyCredentials(const config::UpstreamConfig& cfg);
+  // The current token, or "" when the proxy authenticates by client certificate.
+  std::string bearerToken();
+
+ private:
+  std::mutex mu_;
+  std::string token_;
+  std::string token_file_;
+  std::chrono::steady_clock::time_point next_check_{};
+  int64_t file_mtime_ns_ = -1;
+};
+
+class ProxyRouter : public Router {
+ public:
+  // `proxy_ctx` presents the proxy's client certificate (if any);
+  // `passthrough_ctx` presents none, for requests carrying their own
+  // credentials. Both must outlive the router.
+  ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx, SSL_CTX* passthrough_ctx,
+              ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout, Metrics::Shard& metrics);
+  RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
+
+ private:
+  UpstreamPool as_proxy_;
+  UpstreamPool as_client_;
+  ProxyCredentials& credentials_;
+  Metrics::Shard& metrics_;
+};
+
+}  // namespace kcp::proxy

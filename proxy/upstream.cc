@@ -1,0 +1,529 @@
+#include "proxy/upstream.h"
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <vector>
+
+#include "config/log.h"
+#include "proxy/tls.h"
+
+namespace kcp::proxy {
+namespace {
+
+// Per-stream receive window: what one slow client can leave buffered here.
+constexpr int32_t kStreamWindow = 1 << 20;
+// Connection window: many streams (mostly idle watches) share a connection.
+constexpr int32_t kConnectionWindow = 64 << 20;
+// Stop producing frames while this much is waiting for the socket.
+constexpr size_t kOutputHighWatermark = 256 << 10;
+// Before the server's SETTINGS arrive, assume RFC 9113's recommended minimum.
+constexpr uint32_t kAssumedMaxStreams = 100;
+
+}  // namespace
+
+UpstreamTarget parseUpstreamServer(const config::UpstreamConfig& cfg) {
+  UpstreamTarget t;
+  std::string rest = cfg.server;
+  if (rest.starts_with("https://")) {
+    rest = rest.substr(8);
+  } else {
+    throw config::ConfigError("upstream server " + cfg.server + ": only https:// is supported");
+  }
+  if (const auto slash = rest.find('/'); slash != std::string::npos) rest.resize(slash);
+  if (rest.starts_with("[")) {
+    const auto close = rest.find(']');
+    if (close == std::string::npos) throw config::ConfigError("upstream server " + cfg.server + ": bad IPv6 address");
+    t.host = rest.substr(1, close - 1);
+    t.port = rest.size() > close + 2 && rest[close + 1] == ':' ? rest.substr(close + 2) : "443";
+  } else if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
+    t.host = rest.substr(0, colon);
+    t.port = rest.substr(colon + 1);
+  } else {
+    t.host = rest;
+    t.port = "443";
+  }
+  if (t.host.empty()) throw config::ConfigError("upstream server " + cfg.server + ": no host");
+  t.authority = rest;
+  t.tls_server_name = cfg.tls_server_name;
+  t.verify = !cfg.insecure_skip_tls_verify;
+  return t;
+}
+
+// One HTTP/2 connection to upstream and the streams on it.
+class UpstreamConnection {
+ public:
+  enum class State { kConnecting, kReady, kDraining, kDead };
+
+  explicit UpstreamConnection(UpstreamPool& pool) : pool_(pool) {}
+  ~UpstreamConnection() {
+    if (session_ != nullptr) nghttp2_session_del(session_);
+    if (bev_ != nullptr) bufferevent_free(bev_);
+    if (flush_ev_ != nullptr) event_free(flush_ev_);
+    if (dial_timer_ != nullptr) event_free(dial_timer_);
+  }
+
+  void connect();
+  // Delivers the failure to every stream still attached; called by the pool
+  // on the loop turn after the connection died, just before deleting it.
+  void notifyFailed();
+  State state() const { return state_; }
+  // Whether this connection can take one more stream now or once connected.
+  bool hasCapacity() const {
+    if (state_ == State::kConnecting) return streams_.size() < kAssumedMaxStreams;
+    if (state_ != State::kReady) return false;
+    const uint32_t max = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    return streams_.size() < std::min<uint32_t>(max, 1u << 20);
+  }
+  UpstreamStream* add(RequestHead head, UpstreamStreamHandler* handler) {
+    auto stream = std::unique_ptr<UpstreamStream>(new UpstreamStream(this, std::move(head), handler));
+    UpstreamStream* raw = stream.get();
+    streams_.push_back(std::move(stream));
+    if (state_ == State::kReady) submit(raw);
+    return raw;
+  }
+
+  void consume(UpstreamStream* s, size_t n) {
+    if (state_ == State::kDead || s->id_ < 0) return;
+    n = std::min(n, s->unconsumed_);
+    s->unconsumed_ -= n;
+    nghttp2_session_consume(session_, s->id_, n);
+    scheduleFlush();
+  }
+  void resume(UpstreamStream* s) {
+    if (state_ == State::kDead || s->id_ < 0) return;
+    nghttp2_session_resume_data(session_, s->id_);
+    scheduleFlush();
+  }
+  void cancel(UpstreamStream* s) {
+    s->handler_ = nullptr;
+    if (s->id_ < 0) {  // not sent yet: just forget it
+      if (state_ == State::kConnecting) removeStream(s);
+      return;
+    }
+    if (state_ != State::kDead) {
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s->id_, NGHTTP2_CANCEL);
+      scheduleFlush();
+    }
+  }
+
+ private:
+  void submit(UpstreamStream* s);
+  void fail(const std::string& reason);
+  void removeStream(UpstreamStream* s);
+  void scheduleFlush() {
+    if (flush_ev_ != nullptr && state_ != State::kDead) event_active(flush_ev_, 0, 0);
+  }
+  void flush();
+  void onConnected();
+  void onRead();
+  static UpstreamConnection& self(void* p) { return *static_cast<UpstreamConnection*>(p); }
+
+  // libevent callbacks
+  static void onReadCb(bufferevent*, void* p) { self(p).onRead(); }
+  static void onWriteCb(bufferevent*, void* p) { self(p).flush(); }
+  static void onEventCb(bufferevent* bev, short what, void* p);
+  static void onFlushCb(evutil_socket_t, short, void* p) { self(p).flush(); }
+  static void onDialTimeoutCb(evutil_socket_t, short, void* p) { self(p).fail("timed out connecting to upstream"); }
+
+  // nghttp2 callbacks
+  static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                      const uint8_t* value, size_t valuelen, uint8_t, void* p) noexcept;
+  static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* p) noexcept;
+  static int onDataChunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* p) noexcept;
+  static int onStreamClose(nghttp2_session*, int32_t id, uint32_t error_code, void* p) noexcept;
+  static ssize_t onReadRequestBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                                   nghttp2_data_source* source, void* p) noexcept;
+  static int onSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                        nghttp2_data_source* source, void* p) noexcept;
+
+  UpstreamStream* streamOf(int32_t id) {
+    return static_cast<UpstreamStream*>(nghttp2_session_get_stream_user_data(session_, id));
+  }
+
+  UpstreamPool& pool_;
+  State state_ = State::kConnecting;
+  bufferevent* bev_ = nullptr;
+  nghttp2_session* session_ = nullptr;
+  event* flush_ev_ = nullptr;
+  event* dial_timer_ = nullptr;
+  std::vector<std::unique_ptr<UpstreamStream>> streams_;  // every stream not yet closed
+  std::string fail_reason_;
+};
+
+void UpstreamStream::consume(size_t n) { conn_->consume(this, n); }
+void UpstreamStream::resumeRequestBody() { conn_->resume(this); }
+void UpstreamStream::cancel() { conn_->cancel(this); }
+
+void UpstreamConnection::connect() {
+  const UpstreamTarget& t = pool_.target_;
+  flush_ev_ = event_new(pool_.base_, -1, 0, onFlushCb, this);
+  dial_timer_ = evtimer_new(pool_.base_, onDialTimeoutCb, this);
+  const auto ms = pool_.dial_timeout_.count();
+  timeval tv{time_t(ms / 1000), suseconds_t((ms % 1000) * 1000)};
+  evtimer_add(dial_timer_, &tv);
+
+  // getaddrinfo blocks, but kube-apiserver is normally an IP (in-cluster,
+  // kubeconfigs) and this runs only when a new connection is opened.
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (const int rc = getaddrinfo(t.host.c_str(), t.port.c_str(), &hints, &res); rc != 0) {
+    fail("cannot resolve " + t.host + ": " + gai_strerror(rc));
+    return;
+  }
+  SSL* ssl = SSL_new(pool_.ssl_ctx_);
+  if (ssl == nullptr || !prepareUpstreamSsl(ssl, t.host, t.tls_server_name, t.verify, {"h2"})) {
+    if (ssl != nullptr) SSL_free(ssl);
+    freeaddrinfo(res);
+    fail("TLS setup: " + drainOpensslErrors());
+    return;
+  }
+  bev_ = bufferevent_openssl_socket_new(pool_.base_, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                        BEV_OPT_CLOSE_ON_FREE);
+  bufferevent_setcb(bev_, onReadCb, onWriteCb, onEventCb, this);
+  const int rc = bufferevent_socket_connect(bev_, res->ai_addr, int(res->ai_addrlen));
+  freeaddrinfo(res);
+  if (rc != 0) {
+    fail("cannot connect to " + t.authority);
+    return;
+  }
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+}
+
+void UpstreamConnection::onEventCb(bufferevent* bev, short what, void* p) {
+  auto& c = self(p);
+  if (what & BEV_EVENT_CONNECTED) {
+    c.onConnected();
+    return;
+  }
+  std::string reason = "upstream connection closed";
+  if (what & BEV_EVENT_ERROR) {
+    const int err = EVUTIL_SOCKET_ERROR();
+    const unsigned long ssl_err = bufferevent_get_openssl_error(bev);
+    if (ssl_err != 0) {
+      char buf[256];
+      ERR_error_string_n(ssl_err, buf, sizeof buf);
+      reason = std::string("upstream TLS error: ") + buf;
+    } else if (err != 0) {
+      reason = std::string("upstream connection error: ") + evutil_socket_error_to_string(err);
+    }
+  }
+  c.fail(reason);
+}
+
+void UpstreamConnection::onConnected() {
+  evtimer_del(dial_timer_);
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_len = 0;
+  SSL_get0_alpn_selected(bufferevent_openssl_get_ssl(bev_), &alpn, &alpn_len);
+  if (alpn_len != 2 || std::memcmp(alpn, "h2", 2) != 0) {
+    fail("upstream did not negotiate HTTP/2 (ALPN h2)");
+    return;
+  }
+  evutil_make_socket_nonblocking(bufferevent_getfd(bev_));
+  int one = 1;
+  setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  nghttp2_session_callbacks* cbs;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, onHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, onFrameRecv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, onDataChunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, onStreamClose);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, onSendData);
+  nghttp2_option* opt;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  const int rv = nghttp2_session_client_new2(&session_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0) {
+    fail(std::string("nghttp2: ") + nghttp2_strerror(rv));
+    return;
+  }
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, uint32_t(kStreamWindow)},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  state_ = State::kReady;
+  pool_.reachable_ = true;
+  log::verbose(2, "upstream connection ready", {{"pool", pool_.name_}, {"upstream", pool_.target_.authority}});
+  for (auto& s : streams_) submit(s.get());
+  flush();
+}
+
+void UpstreamConnection::submit(UpstreamStream* s) {
+  const UpstreamTarget& t = pool_.target_;
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(s->head_.headers.size() + 4);
+  const auto add = [&nva](const std::string& name, const std::string& value) {
+    nva.push_back({const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
+                   const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())), name.size(),
+                   value.size(), NGHTTP2_NV_FLAG_NONE});
+  };
+  static const std::string kMethod = ":method", kScheme = ":scheme", kAuthority = ":authority",
+                           kPath = ":path", kHttps = "https";
+  add(kMethod, s->head_.method);
+  add(kScheme, kHttps);
+  add(kAuthority, t.authority);
+  add(kPath, s->head_.path);
+  for (const auto& h : s->head_.headers) add(h.name, h.value);
+  nghttp2_data_provider body{};
+  body.source.ptr = s;
+  body.read_callback = onReadRequestBody;
+  const int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(),
+                                            s->head_.end_stream ? nullptr : &body, s);
+  if (id < 0) {  // e.g. stream ids exhausted: this connection is done
+    fail(std::string("cannot start upstream stream: ") + nghttp2_strerror(id));
+    return;
+  }
+  s->id_ = id;
+  scheduleFlush();
+}
+
+void UpstreamConnection::removeStream(UpstreamStream* s) {
+  for (auto it = streams_.begin(); it != streams_.end(); ++it) {
+    if (it->get() == s) {
+      streams_.erase(it);
+      return;
+    }
+  }
+}
+
+void UpstreamConnection::fail(const std::string& reason) {
+  if (state_ == State::kDead) return;
+  const bool was_connecting = state_ == State::kConnecting;
+  state_ = State::kDead;
+  fail_reason_ = reason;
+  if (was_connecting) pool_.reachable_ = false;
+  log::verbose(was_connecting ? 0 : 2, "upstream connection failed",
+               {{"pool", pool_.name_}, {"upstream", pool_.target_.authority}, {"reason", reason}});
+  pool_.onConnectionDead(this);  // handlers hear on the next loop turn, see notifyFailed
+}
+
+void UpstreamConnection::notifyFailed() {
+  // A handler may cancel other streams of this connection from its callback
+  // (that only detaches them) or submit new requests (they go elsewhere).
+  for (size_t i = 0; i < streams_.size(); ++i) {
+    if (UpstreamStreamHandler* h = streams_[i]->handler_) {
+      streams_[i]->handler_ = nullptr;
+      h->onUpstreamError(fail_reason_);
+    }
+  }
+}
+
+void UpstreamConnection::flush() {
+  if (state_ == State::kDead || session_ == nullptr) return;
+  evbuffer* out = bufferevent_get_output(bev_);
+  while (evbuffer_get_length(out) < kOutputHighWatermark) {
+    const uint8_t* data = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      fail(std::string("nghttp2 send: ") + nghttp2_strerror(int(n)));
+      return;
+    }
+    if (n == 0) break;
+    evbuffer_add(out, data, size_t(n));
+  }
+  if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) &&
+      evbuffer_get_length(out) == 0) {
+    fail("upstream connection finished (GOAWAY)");
+  }
+}
+
+void UpstreamConnection::onRead() {
+  evbuffer* in = bufferevent_get_input(bev_);
+  while (evbuffer_get_length(in) > 0 && state_ != State::kDead) {
+    evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
+    const ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(v.iov_base), v.iov_len);
+    if (n < 0) {
+      fail(std::string("upstream HTTP/2 protocol error: ") + nghttp2_strerror(int(n)));
+      return;
+    }
+    evbuffer_drain(in, size_t(n));
+  }
+  flush();
+}
+
+int UpstreamConnection::onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                                 size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                                 void* p) noexcept {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  UpstreamStream* s = self(p).streamOf(frame->hd.stream_id);
+  if (s == nullptr || s->response_started_) return 0;  // trailers: kube-apiserver sends none
+  const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  if (n == ":status") {
+    s->response_.status = 0;
+    for (const char c : v) s->response_.status = s->response_.status * 10 + (c - '0');
+  } else if (!n.starts_with(":")) {
+    if (n == "content-length") s->response_.content_length = std::strtoll(std::string(v).c_str(), nullptr, 10);
+    s->response_.headers.push_back({std::string(n), std::string(v)});
+  }
+  return 0;
+}
+
+int UpstreamConnection::onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* p) noexcept {
+  auto& c = self(p);
+  switch (frame->hd.type) {
+    case NGHTTP2_HEADERS: {
+      UpstreamStream* s = c.streamOf(frame->hd.stream_id);
+      if (s == nullptr || s->response_started_) break;
+      if (s->response_.status >= 100 && s->response_.status < 200) {  // interim: wait for the final one
+        s->response_ = ResponseHead{};
+        break;
+      }
+      s->response_started_ = true;
+      const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+      if (UpstreamStreamHandler* h = s->handler_) {
+        h->onUpstreamResponse(s->response_, end);
+        if (end && s->handler_ != nullptr) {
+          s->handler_ = nullptr;
+          h->onUpstreamComplete();
+        }
+      }
+      break;
+    }
+    case NGHTTP2_DATA:
+      if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        UpstreamStream* s = c.streamOf(frame->hd.stream_id);
+        if (s != nullptr && s->handler_ != nullptr) {
+          UpstreamStreamHandler* h = s->handler_;
+          s->handler_ = nullptr;
+          h->onUpstreamComplete();
+        }
+      }
+      break;
+    case NGHTTP2_GOAWAY:
+      if (c.state_ == State::kReady) c.state_ = State::kDraining;
+      log::verbose(2, "upstream sent GOAWAY", {{"pool", c.pool_.name_}});
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+int UpstreamConnection::onDataChunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
+                                    size_t len, void* p) noexcept {
+  UpstreamStream* s = self(p).streamOf(id);
+  if (s == nullptr || s->handler_ == nullptr) {
+    nghttp2_session_consume(session, id, len);  // nobody wants it: keep the window open
+    return 0;
+  }
+  s->unconsumed_ += len;
+  s->handler_->onUpstreamData(data, len);
+  return 0;
+}
+
+int UpstreamConnection::onStreamClose(nghttp2_session* session, int32_t id, uint32_t error_code,
+                                      void* p) noexcept {
+  auto& c = self(p);
+  UpstreamStream* s = c.streamOf(id);
+  if (s == nullptr) return 0;
+  nghttp2_session_set_stream_user_data(session, id, nullptr);
+  // Bytes the handler still holds no longer count against the stream, but
+  // they did against the connection window: give that back.
+  if (s->unconsumed_ > 0) nghttp2_session_consume_connection(session, s->unconsumed_);
+  UpstreamStreamHandler* h = s->handler_;
+  c.removeStream(s);
+  if (h != nullptr) {
+    h->onUpstreamError(error_code == NGHTTP2_REFUSED_STREAM
+                           ? "upstream refused the stream"
+                           : std::string("upstream reset the stream: ") + nghttp2_http2_strerror(error_code));
+  }
+  if (c.state_ == State::kDraining && c.streams_.empty()) c.fail("upstream connection drained after GOAWAY");
+  return 0;
+}
+
+ssize_t UpstreamConnection::onReadRequestBody(nghttp2_session*, int32_t, uint8_t*, size_t length,
+                                              uint32_t* flags, nghttp2_data_source* source, void*) noexcept {
+  auto* s = static_cast<UpstreamStream*>(source->ptr);
+  if (s->handler_ == nullptr) {  // the request was abandoned: end the body
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return 0;
+  }
+  bool eof = false;
+  const size_t ready = s->handler_->requestBodyReady(&eof);
+  if (ready == 0 && !eof) return NGHTTP2_ERR_DEFERRED;
+  const size_t n = std::min(ready, length);
+  *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  if (eof && n == ready) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return ssize_t(n);
+}
+
+int UpstreamConnection::onSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
+                                   size_t length, nghttp2_data_source* source, void* p) noexcept {
+  auto& c = self(p);
+  auto* s = static_cast<UpstreamStream*>(source->ptr);
+  evbuffer* out = bufferevent_get_output(c.bev_);
+  evbuffer_add(out, framehd, 9);
+  if (frame->data.padlen > 0) return NGHTTP2_ERR_CALLBACK_FAILURE;  // we never pad
+  if (length > 0) {
+    if (s->handler_ == nullptr) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    s->handler_->pullRequestBody(out, length);
+  }
+  return 0;
+}
+
+UpstreamPool::UpstreamPool(event_base* base, UpstreamTarget target, SSL_CTX* ssl_ctx,
+                           std::chrono::milliseconds dial_timeout, std::string name)
+    : base_(base),
+      target_(std::move(target)),
+      ssl_ctx_(ssl_ctx),
+      dial_timeout_(dial_timeout),
+      name_(std::move(name)),
+      reap_ev_(event_new(base, -1, 0, onReap, this)) {}
+
+UpstreamPool::~UpstreamPool() {
+  event_free(reap_ev_);
+  // Connections (and their streams) go without calling handlers: whoever
+  // destroys the pool has already torn down every request.
+}
+
+UpstreamStream* UpstreamPool::submit(RequestHead head, UpstreamStreamHandler* handler) {
+  UpstreamConnection* chosen = nullptr;
+  for (auto& c : connections_) {
+    if (c->hasCapacity()) {
+      chosen = c.get();
+      if (c->state() == UpstreamConnection::State::kReady) break;  // prefer a live one
+    }
+  }
+  if (chosen == nullptr) {
+    connections_.push_back(std::make_unique<UpstreamConnection>(*this));
+    chosen = connections_.back().get();
+    UpstreamStream* s = chosen->add(std::move(head), handler);
+    chosen->connect();  // may fail at once; the handler then hears on a later turn
+    return s;
+  }
+  return chosen->add(std::move(head), handler);
+}
+
+void UpstreamPool::onConnectionDead(UpstreamConnection* conn) {
+  for (auto it = connections_.begin(); it != connections_.end(); ++it) {
+    if (it->get() == conn) {
+      dead_.push_back(std::move(*it));
+      connections_.erase(it);
+      break;
+    }
+  }
+  event_active(reap_ev_, 0, 0);
+}
+
+void UpstreamPool::onReap(evutil_socket_t, short, void* arg) {
+  auto dead = std::move(static_cast<UpstreamPool*>(arg)->dead_);
+  for (auto& conn : dead) conn->notifyFailed();
+}
+
+}  // namespace kcp::proxy
