@@ -35,6 +35,13 @@ ClientHandshake::ClientHandshake(SessionHost& host, Router& router, const Client
 
 ClientHandshake::~ClientHandshake() {
   if (bev_ != nullptr) bufferevent_free(bev_);
+  if (timer_ != nullptr) event_free(timer_);
+}
+
+void ClientHandshake::onTimeoutCb(evutil_socket_t, short, void* p) {
+  auto& h = *static_cast<ClientHandshake*>(p);
+  h.host_.metrics().recordRejection("handshake_timeout");
+  h.finish("handshake timed out");
 }
 
 void ClientHandshake::start() {
@@ -43,13 +50,17 @@ void ClientHandshake::start() {
     return;
   }
   bufferevent_setcb(bev_, onReadCb, nullptr, onEventCb, this);
-  bufferevent_set_timeouts(bev_, &kHandshakeTimeout, &kHandshakeTimeout);
+  // A timer of our own rather than bufferevent timeouts: those would outlive
+  // the handshake on the bufferevent that the session inherits.
+  timer_ = evtimer_new(host_.base(), onTimeoutCb, this);
+  evtimer_add(timer_, &kHandshakeTimeout);
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
 }
 
 void ClientHandshake::finish(const char* why) {
   if (done_) return;
   done_ = true;
+  if (timer_ != nullptr) evtimer_del(timer_);
   if (why != nullptr) log::verbose(2, "client connection dropped", {{"client", peer_address_}, {"reason", why}});
   if (bev_ != nullptr) bufferevent_disable(bev_, EV_READ | EV_WRITE);
   host_.release(this);
@@ -59,9 +70,6 @@ void ClientHandshake::onEventCb(bufferevent*, short what, void* p) {
   auto& h = *static_cast<ClientHandshake*>(p);
   if (what & BEV_EVENT_CONNECTED) {
     h.onReady();
-  } else if (what & BEV_EVENT_TIMEOUT) {
-    h.host_.metrics().recordRejection("handshake_timeout");
-    h.finish("handshake timed out");
   } else {
     h.finish(what & BEV_EVENT_EOF ? "closed during handshake" : "TLS handshake failed");
   }
@@ -79,9 +87,9 @@ void ClientHandshake::sniffCleartext() {
   evbuffer_copyout(in, buf, have);
   const bool h2 = std::memcmp(buf, kH2Preface.data(), have) == 0;
   if (h2 && have < kH2Preface.size()) return;  // could still be the preface: wait for more
-  bufferevent_set_timeouts(bev_, nullptr, nullptr);
   bufferevent* bev = std::exchange(bev_, nullptr);
   done_ = true;
+  evtimer_del(timer_);
   PeerInfo peer{peer_address_, false, h2 ? "h2c" : "http/1.1"};
   if (h2) {
     auto s = std::make_unique<Http2Session>(host_, router_, limits_, bev, std::move(peer));
@@ -103,9 +111,9 @@ void ClientHandshake::onReady() {
   unsigned int len = 0;
   SSL_get0_alpn_selected(bufferevent_openssl_get_ssl(bev_), &alpn, &len);
   const bool h2 = len == 2 && std::memcmp(alpn, "h2", 2) == 0;
-  bufferevent_set_timeouts(bev_, nullptr, nullptr);
   bufferevent* bev = std::exchange(bev_, nullptr);
   done_ = true;
+  evtimer_del(timer_);
   PeerInfo peer{peer_address_, true, h2 ? "h2" : "http/1.1"};
   host_.metrics().connections_accepted.fetch_add(1, std::memory_order_relaxed);
   if (h2) {

@@ -30,6 +30,7 @@ class ClientHandshake : public Session {
   void finish(const char* why);
   static void onReadCb(bufferevent*, void* p);
   static void onEventCb(bufferevent*, short what, void* p);
+  static void onTimeoutCb(evutil_socket_t, short, void* p);
 
   SessionHost& host_;
   Router& router_;
@@ -37,6 +38,7 @@ class ClientHandshake : public Session {
   SSL_CTX* ssl_ctx_;
   bufferevent* bev_ = nullptr;  // null once handed over
   std::string peer_address_;
+  event* timer_ = nullptr;
   bool done_ = false;
 };
 

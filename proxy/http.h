@@ -23,6 +23,9 @@ struct RequestHead {
   Headers headers;  // without pseudo-headers and without Host
   int64_t content_length = -1;  // -1: unknown (chunked / streamed)
   bool end_stream = false;  // no body follows
+  // HTTP/1.1 connection upgrade (the Upgrade header's value, e.g. "websocket",
+  // "SPDY/3.1"): after the head, the connection is a byte tunnel.
+  std::string upgrade;
 
   const std::string* header(std::string_view name) const;
 };
@@ -31,6 +34,9 @@ struct ResponseHead {
   int status = 200;
   Headers headers;
   int64_t content_length = -1;
+  // For an upgraded connection: the body is the upstream's raw bytes, its own
+  // status line and headers included, written as they come.
+  bool raw = false;
 
   const std::string* header(std::string_view name) const;
 };

@@ -71,7 +71,9 @@ void Http1Session::close(const char* why) {
 
 void Http1Session::onEventCb(bufferevent*, short what, void* p) {
   auto& s = self(p);
-  s.close(what & BEV_EVENT_EOF ? "client closed the connection" : "connection error");
+  s.close(what & BEV_EVENT_EOF       ? "client closed the connection"
+          : what & BEV_EVENT_TIMEOUT ? "timed out"
+                                     : "connection error");
 }
 
 void Http1Session::resetRequestState() {
@@ -97,6 +99,14 @@ void Http1Session::onRead() {
       bufferevent_disable(bev_, EV_READ);
       return;
     }
+    if (tunnel_) {  // upgraded: client bytes go to the handler as they are
+      evbuffer_iovec v;
+      if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
+      request_body_outstanding_ += v.iov_len;
+      handler_->onRequestBody(static_cast<const uint8_t*>(v.iov_base), v.iov_len);
+      evbuffer_drain(in, v.iov_len);
+      continue;
+    }
     evbuffer_iovec v;
     if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
     const size_t n = http_parser_execute(&parser_, &settings_, static_cast<const char*>(v.iov_base), v.iov_len);
@@ -119,12 +129,6 @@ void Http1Session::onRead() {
       return;
     }
     evbuffer_drain(in, n);
-    if (parser_.upgrade) {
-      // Upgrades (exec, attach, port-forward over SPDY or WebSocket) are not
-      // tunnelled yet: refuse clearly instead of forwarding a broken exchange.
-      fail(501, "NotImplemented", "connection upgrades are not supported by kube-cache-proxy yet");
-      return;
-    }
   }
 }
 
@@ -203,6 +207,9 @@ int Http1Session::onHeadersComplete(http_parser* p) noexcept {
       }
     }
   }
+  if (p->upgrade && p->method != HTTP_CONNECT) {
+    if (const std::string* up = h.header("upgrade")) h.upgrade = *up;
+  }
   std::erase_if(h.headers, [&](const Header& hd) {
     if (isHopByHop(hd.name)) return true;
     for (const auto& t : connection_tokens) {
@@ -216,12 +223,17 @@ int Http1Session::onHeadersComplete(http_parser* p) noexcept {
   h.end_stream = !chunked && !has_length;
   s.keep_alive_ = http_should_keep_alive(p) && !s.draining_;
   s.head_request_ = p->method == HTTP_HEAD;
-  if (p->upgrade) return 0;  // handled after http_parser_execute returns
+  if (p->upgrade && h.upgrade.empty()) return 1;  // CONNECT: not for a reverse proxy
   if (h.path.empty() || h.path[0] != '/') {
     s.too_large_ = false;
     return 1;  // absolute-form or asterisk-form: not for a reverse proxy
   }
   s.handler_ = s.router_.route(h, s);
+  if (!h.upgrade.empty()) {
+    s.tunnel_ = true;
+    s.keep_alive_ = false;
+    return 0;
+  }
   if (s.handler_ && h.end_stream) {
     s.request_complete_ = true;
     s.handler_->onRequestComplete();
@@ -252,6 +264,11 @@ int Http1Session::onMessageComplete(http_parser* p) noexcept {
 void Http1Session::submitResponse(const ResponseHead& head, bool end_stream) {
   if (response_started_ || closing_) return;
   response_started_ = true;
+  if (head.raw) {  // an upgrade's upstream bytes, head included
+    raw_response_ = true;
+    event_active(pump_ev_, 0, 0);
+    return;
+  }
   const int code = head.status;
   body_allowed_ = !head_request_ && code >= 200 && code != 204 && code != 304;
   evbuffer* out = bufferevent_get_output(bev_);
@@ -331,13 +348,17 @@ void Http1Session::pump() {
         continue;
       }
       ready = std::min(ready, kOutputHighWatermark);
+      if (raw_response_) {
+        handler_->pullResponseBody(out, ready);
+        continue;
+      }
       if (chunked_) evbuffer_add_printf(out, "%zx\r\n", ready);
       handler_->pullResponseBody(out, ready);
       if (chunked_) evbuffer_add(out, "\r\n", 2);
       continue;
     }
     if (!eof) return;  // resumeResponse will bring us back
-    if (chunked_) evbuffer_add(out, "0\r\n\r\n", 5);
+    if (chunked_ && !raw_response_) evbuffer_add(out, "0\r\n\r\n", 5);
     response_complete_ = true;
   }
   if (response_complete_) finishExchange();

@@ -85,6 +85,8 @@ class Http1Session : public Session, public DownstreamStream {
   bool body_allowed_ = true;
   bool response_complete_ = false;
 
+  bool tunnel_ = false;  // upgraded: both directions are raw bytes
+  bool raw_response_ = false;
   bool draining_ = false;
   bool close_after_write_ = false;
   bool closing_ = false;

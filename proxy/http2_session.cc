@@ -2,6 +2,8 @@
 
 #include <event2/buffer.h>
 
+#include <sys/socket.h>
+
 #include <cstring>
 #include <vector>
 
@@ -153,11 +155,13 @@ void Http2Session::scheduleFlush() {
 
 void Http2Session::onEventCb(bufferevent*, short what, void* p) {
   auto& s = self(p);
-  s.close(what & BEV_EVENT_EOF ? "client closed the connection" : "connection error");
+  s.close(what & BEV_EVENT_EOF       ? "client closed the connection"
+          : what & BEV_EVENT_TIMEOUT ? "timed out"
+                                     : "connection error");
 }
 
 void Http2Session::onRead() {
-  if (closing_) return;
+  if (closing_ || finishing_) return;
   evbuffer* in = bufferevent_get_input(bev_);
   while (evbuffer_get_length(in) > 0) {
     evbuffer_iovec v;
@@ -165,9 +169,10 @@ void Http2Session::onRead() {
     const ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(v.iov_base), v.iov_len);
     if (n < 0) {
       log::verbose(1, "HTTP/2 protocol error from client", {{"client", peer_.address}, {"error", nghttp2_strerror(int(n))}});
-      // nghttp2 has queued a GOAWAY where it could; send it, then close.
+      nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+      evbuffer_drain(in, evbuffer_get_length(in));
+      bufferevent_disable(bev_, EV_READ);
       flush();
-      close("protocol error");
       return;
     }
     evbuffer_drain(in, size_t(n));
@@ -189,10 +194,36 @@ void Http2Session::flush() {
     if (n == 0) break;
     evbuffer_add(out, data, size_t(n));
   }
-  if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) &&
-      evbuffer_get_length(out) == 0) {
-    close("session finished");
+  if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
+    // Done (GOAWAY exchanged, or a connection error): the last frames, e.g.
+    // our GOAWAY or a PING ack, still go out before the socket closes.
+    finishing_ = true;
+    if (evbuffer_get_length(out) == 0) lingeringClose();
   }
+}
+
+void Http2Session::onWrite() {
+  if (finishing_) {
+    if (evbuffer_get_length(bufferevent_get_output(bev_)) == 0) lingeringClose();
+    return;
+  }
+  flush();
+}
+
+void Http2Session::lingeringClose() {
+  // Closing a socket with unread input makes the kernel send a RST, which can
+  // destroy our last frames in flight. Half-close, then read and discard what
+  // the peer still sends, for a moment, before closing for real.
+  if (closing_) return;
+  shutdown(bufferevent_getfd(bev_), SHUT_WR);
+  bufferevent_setcb(bev_, onLingerReadCb, nullptr, onEventCb, this);
+  const timeval linger{1, 0};
+  bufferevent_set_timeouts(bev_, &linger, nullptr);
+  bufferevent_enable(bev_, EV_READ);
+}
+
+void Http2Session::onLingerReadCb(bufferevent* bev, void*) {
+  evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
 }
 
 void Http2Session::respondError(Stream& stream, int code, const char* reason, const std::string& message) {

@@ -32,6 +32,9 @@ class Http2Session : public Session {
   class Stream;
   void onRead();
   void flush();
+  void onWrite();
+  void lingeringClose();
+  static void onLingerReadCb(bufferevent* bev, void*);
   void scheduleFlush();
   void close(const char* why);
   void respondError(Stream& stream, int code, const char* reason, const std::string& message);
@@ -39,7 +42,7 @@ class Http2Session : public Session {
 
   static Http2Session& self(void* p) { return *static_cast<Http2Session*>(p); }
   static void onReadCb(bufferevent*, void* p) { self(p).onRead(); }
-  static void onWriteCb(bufferevent*, void* p) { self(p).flush(); }
+  static void onWriteCb(bufferevent*, void* p) { self(p).onWrite(); }
   static void onEventCb(bufferevent*, short what, void* p);
   static void onFlushCb(evutil_socket_t, short, void* p) { self(p).flush(); }
 
@@ -62,6 +65,7 @@ class Http2Session : public Session {
   nghttp2_session* session_ = nullptr;
   event* flush_ev_;
   bool closing_ = false;
+  bool finishing_ = false;  // session over, last bytes still being written
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
 };
 

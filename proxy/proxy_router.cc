@@ -5,6 +5,7 @@
 #include "config/log.h"
 #include "proxy/forwarder.h"
 #include "proxy/request_info.h"
+#include "proxy/upgrade_tunnel.h"
 
 namespace kcp::proxy {
 
@@ -39,7 +40,12 @@ std::string ProxyCredentials::bearerToken() {
 ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx,
                          SSL_CTX* passthrough_ctx, ProxyCredentials& credentials,
                          std::chrono::milliseconds dial_timeout, Metrics::Shard& metrics)
-    : as_proxy_(base, target, proxy_ctx, dial_timeout, "proxy-identity"),
+    : base_(base),
+      target_(target),
+      proxy_ctx_(proxy_ctx),
+      passthrough_ctx_(passthrough_ctx),
+      dial_timeout_(dial_timeout),
+      as_proxy_(base, target, proxy_ctx, dial_timeout, "proxy-identity"),
       as_client_(base, target, passthrough_ctx, dial_timeout, "client-credentials"),
       credentials_(credentials),
       metrics_(metrics) {}
@@ -61,6 +67,10 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
     if (const std::string token = credentials_.bearerToken(); !token.empty()) {
       up.headers.push_back({"authorization", "Bearer " + token});
     }
+  }
+  if (!up.upgrade.empty()) {
+    return std::make_unique<UpgradeTunnel>(base_, target_, own_credentials ? passthrough_ctx_ : proxy_ctx_,
+                                           dial_timeout_, up, stream, metrics_);
   }
   return std::make_unique<Forwarder>(std::move(up), std::move(info), stream, *pool, metrics_);
 }

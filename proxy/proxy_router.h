@@ -40,6 +40,11 @@ class ProxyRouter : public Router {
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
 
  private:
+  event_base* base_;
+  UpstreamTarget target_;
+  SSL_CTX* proxy_ctx_;
+  SSL_CTX* passthrough_ctx_;
+  std::chrono::milliseconds dial_timeout_;
   UpstreamPool as_proxy_;
   UpstreamPool as_client_;
   ProxyCredentials& credentials_;

@@ -45,3 +45,6 @@ finish() {
 
 # running PID: the process exists and is not a zombie awaiting its reaper.
 running() { [[ -r /proc/$1/stat ]] && ! grep -q ') Z ' "/proc/$1/stat"; }
+
+# free_port: a TCP port free on loopback right now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -1,0 +1,187 @@
+#include "proxy/upgrade_tunnel.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include "config/log.h"
+#include "encoder/status.h"
+#include "proxy/tls.h"
+
+namespace kcp::proxy {
+namespace {
+
+// Bytes buffered here in either direction before we stop reading the source.
+constexpr size_t kBufferLimit = 1 << 20;
+
+}  // namespace
+
+UpgradeTunnel::UpgradeTunnel(event_base* base, const UpstreamTarget& target, SSL_CTX* ssl_ctx,
+                             std::chrono::milliseconds dial_timeout, const RequestHead& head,
+                             DownstreamStream& downstream, Metrics::Shard& metrics)
+    : downstream_(downstream), metrics_(metrics), path_(head.path), start_(std::chrono::steady_clock::now()) {
+  metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
+  dial_timer_ = evtimer_new(base, onDialTimeoutCb, this);
+  const auto ms = dial_timeout.count();
+  const timeval tv{time_t(ms / 1000), suseconds_t((ms % 1000) * 1000)};
+  evtimer_add(dial_timer_, &tv);
+
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  SSL* ssl = SSL_new(ssl_ctx);
+  if (getaddrinfo(target.host.c_str(), target.port.c_str(), &hints, &res) != 0 || ssl == nullptr ||
+      !prepareUpstreamSsl(ssl, target.host, target.tls_server_name, target.verify, {"http/1.1"})) {
+    if (ssl != nullptr) SSL_free(ssl);
+    if (res != nullptr) freeaddrinfo(res);
+    bev_ = nullptr;
+    // Report on the next turn (the session is still setting this handler up).
+    event_active(dial_timer_, 0, 0);
+    return;
+  }
+  bev_ = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+  bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
+  bufferevent_setcb(bev_, onReadCb, onWriteCb, onEventCb, this);
+  bufferevent_setwatermark(bev_, EV_READ, 0, kBufferLimit);
+  bufferevent_setwatermark(bev_, EV_WRITE, kBufferLimit / 2, 0);
+  const int rc = bufferevent_socket_connect(bev_, res->ai_addr, int(res->ai_addrlen));
+  freeaddrinfo(res);
+  if (rc != 0) {
+    event_active(dial_timer_, 0, 0);
+    return;
+  }
+  // The request head, as kube-apiserver expects an upgrade: over HTTP/1.1.
+  evbuffer* out = bufferevent_get_output(bev_);
+  evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n",
+                      head.method.c_str(), head.path.c_str(), target.authority.c_str(), head.upgrade.c_str());
+  for (const auto& h : head.headers) {
+    evbuffer_add(out, h.name.data(), h.name.size());
+    evbuffer_add(out, ": ", 2);
+    evbuffer_add(out, h.value.data(), h.value.size());
+    evbuffer_add(out, "\r\n", 2);
+  }
+  evbuffer_add(out, "\r\n", 2);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+}
+
+UpgradeTunnel::~UpgradeTunnel() {
+  if (bev_ != nullptr) bufferevent_free(bev_);
+  event_free(dial_timer_);
+  metrics_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  metrics_.recordRequest("connect", "", status_ == 0 ? 499 : status_, "upstream", seconds, bytes_in_, bytes_out_);
+  log::verbose(1, "upgraded connection closed", {{"path", path_}, {"bytes_in", std::to_string(bytes_in_)},
+                                                  {"bytes_out", std::to_string(bytes_out_)}});
+}
+
+void UpgradeTunnel::onDialTimeoutCb(evutil_socket_t, short, void* p) {
+  static_cast<UpgradeTunnel*>(p)->fail("cannot connect to upstream for the upgrade");
+}
+
+void UpgradeTunnel::fail(const std::string& reason) {
+  evtimer_del(dial_timer_);
+  if (response_started_) {
+    upstream_closed_ = true;
+    downstream_.resumeResponse();
+    return;
+  }
+  response_started_ = true;
+  status_ = 503;
+  log::warning("upstream unavailable for an upgrade", {{"path", path_}, {"reason", reason}});
+  // Nothing reached the client yet: a normal error response instead.
+  const std::string body = encoder::statusJson(
+      {503, "ServiceUnavailable", "the kube-apiserver behind kube-cache-proxy is unavailable: " + reason, {}});
+  if (bev_ != nullptr) {
+    bufferevent_free(bev_);
+    bev_ = nullptr;
+  }
+  std::string raw = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  response_buffer_ = std::move(raw);
+  upstream_closed_ = true;
+  ResponseHead head;
+  head.raw = true;
+  downstream_.submitResponse(head, false);
+}
+
+void UpgradeTunnel::onEventCb(bufferevent*, short what, void* p) {
+  auto& t = *static_cast<UpgradeTunnel*>(p);
+  if (what & BEV_EVENT_CONNECTED) {
+    evtimer_del(t.dial_timer_);
+    evutil_socket_t fd = bufferevent_getfd(t.bev_);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return;
+  }
+  if (!t.response_started_ && (what & BEV_EVENT_ERROR)) {
+    t.fail(drainOpensslErrors());
+    return;
+  }
+  // Upstream closed: whatever it sent is delivered, then the client side closes.
+  t.upstream_closed_ = true;
+  bufferevent_disable(t.bev_, EV_READ | EV_WRITE);
+  t.downstream_.resumeResponse();
+}
+
+void UpgradeTunnel::onReadCb(bufferevent*, void* p) {
+  auto& t = *static_cast<UpgradeTunnel*>(p);
+  if (!t.response_started_) {
+    t.response_started_ = true;
+    // "HTTP/1.1 101 ..." -> 101, for metrics and logs only.
+    char line[16] = {};
+    evbuffer_copyout(bufferevent_get_input(t.bev_), line, sizeof line - 1);
+    t.status_ = std::atoi(line + 9);
+    ResponseHead head;
+    head.raw = true;
+    t.downstream_.submitResponse(head, false);
+  }
+  t.downstream_.resumeResponse();
+}
+
+void UpgradeTunnel::onWriteCb(bufferevent*, void* p) {
+  auto& t = *static_cast<UpgradeTunnel*>(p);
+  if (t.pending_consumed_ > 0) t.downstream_.consumedRequestBody(std::exchange(t.pending_consumed_, 0));
+}
+
+void UpgradeTunnel::onRequestBody(const uint8_t* data, size_t len) {
+  bytes_in_ += len;
+  if (bev_ == nullptr || upstream_closed_) {
+    downstream_.consumedRequestBody(len);
+    return;
+  }
+  bufferevent_write(bev_, data, len);
+  // Report consumption once upstream drains below the limit (onWriteCb).
+  if (evbuffer_get_length(bufferevent_get_output(bev_)) < kBufferLimit) {
+    downstream_.consumedRequestBody(len);
+  } else {
+    pending_consumed_ += len;
+  }
+}
+
+void UpgradeTunnel::onRequestComplete() {}
+
+size_t UpgradeTunnel::responseBodyReady(bool* eof) {
+  const size_t n = !response_buffer_.empty() ? response_buffer_.size()
+                   : bev_ != nullptr        ? evbuffer_get_length(bufferevent_get_input(bev_))
+                                            : 0;
+  *eof = upstream_closed_;
+  return n;
+}
+
+void UpgradeTunnel::pullResponseBody(evbuffer* out, size_t n) {
+  bytes_out_ += n;
+  if (!response_buffer_.empty()) {
+    evbuffer_add(out, response_buffer_.data(), n);
+    response_buffer_.erase(0, n);
+    return;
+  }
+  evbuffer_remove_buffer(bufferevent_get_input(bev_), out, n);
+}
+
+void UpgradeTunnel::onDownstreamClosed() {
+  if (bev_ != nullptr) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+}
+
+}  // namespace kcp::proxy

@@ -1,0 +1,55 @@
+// An HTTP/1.1 connection upgrade (kubectl exec/attach/port-forward over SPDY
+// or WebSocket) forwarded on a dedicated HTTP/1.1 TLS connection to
+// kube-apiserver: the request head goes up as it came (identity aside), and
+// from then on bytes are copied both ways, with backpressure, until either
+// side closes. kube-apiserver's own answer (101, or an error) reaches the
+// client verbatim.
+#pragma once
+
+#include <event2/bufferevent.h>
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <string>
+
+#include "proxy/exchange.h"
+#include "proxy/metrics.h"
+#include "proxy/upstream.h"
+
+namespace kcp::proxy {
+
+class UpgradeTunnel : public RequestHandler {
+ public:
+  UpgradeTunnel(event_base* base, const UpstreamTarget& target, SSL_CTX* ssl_ctx,
+                std::chrono::milliseconds dial_timeout, const RequestHead& head, DownstreamStream& downstream,
+                Metrics::Shard& metrics);
+  ~UpgradeTunnel() override;
+
+  void onRequestBody(const uint8_t* data, size_t len) override;
+  void onRequestComplete() override;
+  size_t responseBodyReady(bool* eof) override;
+  void pullResponseBody(evbuffer* out, size_t n) override;
+  void onDownstreamClosed() override;
+
+ private:
+  static void onReadCb(bufferevent*, void* p);
+  static void onWriteCb(bufferevent*, void* p);
+  static void onEventCb(bufferevent*, short what, void* p);
+  static void onDialTimeoutCb(evutil_socket_t, short, void* p);
+  void fail(const std::string& reason);
+
+  DownstreamStream& downstream_;
+  Metrics::Shard& metrics_;
+  std::string path_;
+  bufferevent* bev_ = nullptr;
+  event* dial_timer_ = nullptr;
+  std::string response_buffer_;  // our own error response when upstream was unreachable
+  size_t pending_consumed_ = 0;  // client bytes written upstream, not yet reported consumed
+  bool upstream_closed_ = false;
+  bool response_started_ = false;
+  int status_ = 0;
+  uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace kcp::proxy
