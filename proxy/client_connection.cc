@@ -87,22 +87,7 @@ void ClientHandshake::sniffCleartext() {
   evbuffer_copyout(in, buf, have);
   const bool h2 = std::memcmp(buf, kH2Preface.data(), have) == 0;
   if (h2 && have < kH2Preface.size()) return;  // could still be the preface: wait for more
-  bufferevent* bev = std::exchange(bev_, nullptr);
-  done_ = true;
-  evtimer_del(timer_);
-  PeerInfo peer{peer_address_, false, h2 ? "h2c" : "http/1.1"};
-  if (h2) {
-    auto s = std::make_unique<Http2Session>(host_, router_, limits_, bev, std::move(peer));
-    Http2Session* raw = s.get();
-    host_.adopt(std::move(s));
-    raw->start();
-  } else {
-    auto s = std::make_unique<Http1Session>(host_, router_, limits_, bev, std::move(peer));
-    Http1Session* raw = s.get();
-    host_.adopt(std::move(s));
-    raw->start();
-  }
-  host_.release(this);
+  handOver(h2, PeerInfo{peer_address_, false, h2 ? "h2c" : "http/1.1"});
 }
 
 void ClientHandshake::onReady() {
@@ -111,10 +96,13 @@ void ClientHandshake::onReady() {
   unsigned int len = 0;
   SSL_get0_alpn_selected(bufferevent_openssl_get_ssl(bev_), &alpn, &len);
   const bool h2 = len == 2 && std::memcmp(alpn, "h2", 2) == 0;
+  handOver(h2, PeerInfo{peer_address_, true, h2 ? "h2" : "http/1.1"});
+}
+
+void ClientHandshake::handOver(bool h2, PeerInfo peer) {
   bufferevent* bev = std::exchange(bev_, nullptr);
   done_ = true;
   evtimer_del(timer_);
-  PeerInfo peer{peer_address_, true, h2 ? "h2" : "http/1.1"};
   host_.metrics().connections_accepted.fetch_add(1, std::memory_order_relaxed);
   if (h2) {
     auto s = std::make_unique<Http2Session>(host_, router_, limits_, bev, std::move(peer));

@@ -27,6 +27,8 @@ class ClientHandshake : public Session {
  private:
   void onReady();
   void sniffCleartext();
+  // Gives the connection to the protocol's session and releases this object.
+  void handOver(bool h2, PeerInfo peer);
   void finish(const char* why);
   static void onReadCb(bufferevent*, void* p);
   static void onEventCb(bufferevent*, short what, void* p);

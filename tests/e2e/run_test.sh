@@ -36,6 +36,7 @@ gone() { for _ in $(seq 100); do running "$1" || return 0; sleep 0.2; done; ps -
 check "the proxy it started is gone" gone "$proxy_pid"
 check "kube-apiserver it started is gone" gone "$APISERVER_PID"
 check "etcd it started is gone" gone "$ETCD_PID"
+((_fail == 0)) || { echo "tools/run said:"; sed 's/^/        | /' "$out"; }
 "$KCLUSTER" down "$state/cluster" >/dev/null 2>&1
 rm -rf "$state"
 finish

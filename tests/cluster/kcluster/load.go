@@ -104,22 +104,10 @@ func cmdLoad(args []string) error {
 	if *namespaces < 1 || *count < 0 || *concurrency < 1 {
 		return errors.New("--namespaces and --concurrency must be at least 1, --count at least 0")
 	}
-	cfg, err := restConfig(*kubeconfig)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	if err := ensureNamespaces(ctx, cfg, *prefix, *namespaces); err != nil {
+	dyn, err := prepare(ctx, *kubeconfig, *resource, *prefix, *namespaces)
+	if err != nil {
 		return err
-	}
-	if *resource == "widgets" {
-		if err := ensureWidgetCRD(ctx, dyn); err != nil {
-			return err
-		}
 	}
 
 	start := time.Now()
@@ -178,6 +166,27 @@ feed:
 	return nil
 }
 
+// prepare connects and makes sure the namespaces (and the widgets CRD) exist.
+func prepare(ctx context.Context, kubeconfig, resource, prefix string, namespaces int) (dynamic.Interface, error) {
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureNamespaces(ctx, cfg, prefix, namespaces); err != nil {
+		return nil, err
+	}
+	if resource == "widgets" {
+		if err := ensureWidgetCRD(ctx, dyn); err != nil {
+			return nil, err
+		}
+	}
+	return dyn, nil
+}
+
 // retry retries transient failures (throttling, timeouts, conflicts) a few times.
 func retry(f func() error) error {
 	var err error
@@ -214,22 +223,10 @@ func cmdChurn(args []string) error {
 	if *rate <= 0 || *namespaces < 1 {
 		return errors.New("--rate must be positive and --namespaces at least 1")
 	}
-	cfg, err := restConfig(*kubeconfig)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	if err := ensureNamespaces(ctx, cfg, *prefix, *namespaces); err != nil {
+	dyn, err := prepare(ctx, *kubeconfig, *resource, *prefix, *namespaces)
+	if err != nil {
 		return err
-	}
-	if *resource == "widgets" {
-		if err := ensureWidgetCRD(ctx, dyn); err != nil {
-			return err
-		}
 	}
 	// The objects that exist now, per namespace, so updates and deletes hit real ones.
 	type key struct{ ns, name string }
