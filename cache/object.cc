@@ -59,6 +59,7 @@ ObjectPtr parseJsonObject(std::string json, std::string* error) {
     }
     std::sort(obj->labels.begin(), obj->labels.end());
   }
+  obj->key = obj->namespace_.empty() ? obj->name : obj->namespace_ + "/" + obj->name;
   obj->json = std::move(json);
   return obj;
 }

@@ -12,16 +12,16 @@
 namespace kcp::cache {
 
 struct Object {
+  // "namespace/name", or "name" when cluster-scoped: the store's sort key, in
+  // the same byte order as kube-apiserver's etcd keys, so one namespace is one
+  // contiguous key range.
+  std::string key;
   std::string namespace_;  // empty for cluster-scoped objects
   std::string name;
   std::string uid;
   uint64_t resource_version = 0;
   std::vector<std::pair<std::string, std::string>> labels;  // sorted by key
   std::string json;  // the object exactly as kube-apiserver encoded it
-
-  // "namespace/name", or "name" when cluster-scoped: the store's sort key,
-  // so one namespace is one contiguous key range.
-  std::string key() const { return namespace_.empty() ? name : namespace_ + "/" + name; }
 };
 
 // Shared and immutable: a snapshot or a response in flight keeps it alive.

@@ -12,7 +12,7 @@ TEST_CASE("objects keep their bytes and expose key, uid, resourceVersion, labels
   std::string error;
   const auto obj = parseJsonObject(json, &error);
   REQUIRE(obj);
-  CHECK(obj->key() == "ns/cm");
+  CHECK(obj->key == "ns/cm");
   CHECK(obj->uid == "u-1");
   CHECK(obj->resource_version == 1234);
   CHECK(obj->labels == std::vector<std::pair<std::string, std::string>>{{"a", "2"}, {"z", "1"}});
@@ -22,7 +22,7 @@ TEST_CASE("objects keep their bytes and expose key, uid, resourceVersion, labels
 TEST_CASE("cluster-scoped objects are keyed by name", "[cache]") {
   const auto obj = parseJsonObject(R"({"metadata":{"name":"n1","resourceVersion":"7"}})", nullptr);
   REQUIRE(obj);
-  CHECK(obj->key() == "n1");
+  CHECK(obj->key == "n1");
 }
 
 TEST_CASE("malformed objects are rejected with a reason", "[cache]") {
