@@ -1,0 +1,101 @@
+// One resource's cache: the objects as of a resourceVersion (a persistent
+// B+tree), the recent past as snapshots by resourceVersion (for continue
+// tokens and Exact reads) and as an event history (for watch resume).
+//
+// Threads: one writer (the resource's reflector) calls replace/apply/
+// bookmark; any thread may read. Readers get immutable snapshots and event
+// lists; the mutex only guards swapping pointers, never any I/O.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/btree.h"
+#include "cache/object.h"
+
+namespace kcp::cache {
+
+enum class EventType { kAdded, kModified, kDeleted };
+
+// A change as a watcher sees it. For kDeleted, `object` is the last state
+// with the deletion's resourceVersion (as kube-apiserver sends it).
+struct Event {
+  EventType type;
+  ObjectPtr object;
+  ObjectPtr previous;  // the state before, when there was one (selector transitions need it)
+  uint64_t resource_version;
+};
+using EventPtr = std::shared_ptr<const Event>;
+
+struct Snapshot {
+  BTree objects;
+  uint64_t resource_version = 0;
+  std::chrono::steady_clock::time_point taken;
+};
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+struct StoreLimits {
+  size_t history_events = 10000;
+  size_t history_bytes = 256 << 20;
+  std::chrono::seconds history_age{300};
+  size_t snapshots = 1000;
+  std::chrono::seconds snapshot_age{75};  // kube-apiserver keeps continue tokens ~ this long in its cache
+};
+
+class Store {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit Store(StoreLimits limits = {}) : limits_(limits) {}
+
+  // Replaces the contents (initial LIST, or relist after 410) as of `rv`, and
+  // returns exactly what changed for watchers. The history restarts at `rv`:
+  // older resourceVersions cannot be resumed from.
+  std::vector<EventPtr> replace(const std::vector<ObjectPtr>& objects, uint64_t rv, Clock::time_point now = Clock::now());
+
+  // Applies one watch event. Refuses (returns false) an event whose
+  // resourceVersion does not advance the store, or a delete/modify that does
+  // not match the contents, so a broken stream cannot corrupt the cache.
+  bool apply(EventType type, ObjectPtr object, std::string* error, Clock::time_point now = Clock::now());
+
+  // A bookmark: nothing changed up to `rv`.
+  void bookmark(uint64_t rv, Clock::time_point now = Clock::now());
+
+  SnapshotPtr current() const;
+  // The snapshot as of exactly `rv` if still held: the newest one taken at or
+  // before rv, provided no event happened between it and rv.
+  SnapshotPtr snapshotAt(uint64_t rv) const;
+  // Events with resourceVersion > rv, oldest first; nullopt when rv is older
+  // than the history (the caller answers 410 Expired).
+  std::optional<std::vector<EventPtr>> eventsSince(uint64_t rv) const;
+  // The oldest resourceVersion a watch may resume from.
+  uint64_t oldestResourceVersion() const;
+
+  struct Stats {
+    size_t objects, snapshots, history_events, history_bytes, json_bytes;
+    uint64_t resource_version;
+  };
+  Stats stats() const;
+
+ private:
+  void publish(BTree objects, uint64_t rv, Clock::time_point now);
+  void appendHistory(EventPtr e, Clock::time_point now);
+  void trim(Clock::time_point now);
+
+  StoreLimits limits_;
+  mutable std::mutex mu_;
+  SnapshotPtr current_ = std::make_shared<Snapshot>();
+  std::map<uint64_t, SnapshotPtr> snapshots_;  // by resourceVersion
+  std::deque<std::pair<EventPtr, Clock::time_point>> history_;
+  size_t history_bytes_ = 0;
+  size_t json_bytes_ = 0;
+  uint64_t history_start_ = 0;  // events after this resourceVersion are all in history_
+};
+
+}  // namespace kcp::cache
