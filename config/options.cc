@@ -92,6 +92,8 @@ const std::vector<Flag>& flags() {
        KCP_DURATION(shutdown_grace_period)},
       {"upstream-dial-timeout", "DURATION", "Give up connecting (TCP and TLS) to kube-apiserver after this long.",
        KCP_DURATION(upstream_dial_timeout)},
+      {"upstream-keepalive", "DURATION", "PING an upstream connection silent for this long; close it if the answer takes as long again (a half-open connection would stall its watches forever).",
+       KCP_DURATION(upstream_keepalive)},
       {"max-request-header-bytes", "BYTES", "Largest request head (request line and headers) accepted; larger gets 431.",
        KCP_INT("max-request-header-bytes", max_request_header_bytes, 1024)},
       {"max-header-count", "N", "Most request headers accepted; more gets 431.",

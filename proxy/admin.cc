@@ -93,7 +93,7 @@ AdminRouter::AdminRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
                          UpstreamHealth& health)
     : metrics_(metrics),
       health_(health),
-      pool_(base, target, proxy_ctx, dial_timeout, "readiness-probe"),
+      pool_(base, target, proxy_ctx, dial_timeout, std::chrono::milliseconds(0), "readiness-probe"),
       probe_(std::make_unique<Probe>(base, pool_, credentials, health)) {}
 
 AdminRouter::~AdminRouter() = default;

@@ -129,7 +129,7 @@ int run(const config::ProxyOptions& opts) {
     workers.push_back(std::make_unique<Worker>(
         "worker-" + std::to_string(i), listens, limits, shard, [&](Worker& w) -> std::unique_ptr<Router> {
           return std::make_unique<ProxyRouter>(w.base(), target, proxy_ctx.get(), passthrough_ctx.get(), credentials,
-                                               opts.upstream_dial_timeout, w.metrics());
+                                               opts.upstream_dial_timeout, opts.upstream_keepalive, w.metrics());
         }));
   }
   // The main thread runs the admin listener, the readiness probe and signals.

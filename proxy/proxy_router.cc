@@ -39,14 +39,15 @@ std::string ProxyCredentials::bearerToken() {
 
 ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx,
                          SSL_CTX* passthrough_ctx, ProxyCredentials& credentials,
-                         std::chrono::milliseconds dial_timeout, Metrics::Shard& metrics)
+                         std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive,
+                         Metrics::Shard& metrics)
     : base_(base),
       target_(target),
       proxy_ctx_(proxy_ctx),
       passthrough_ctx_(passthrough_ctx),
       dial_timeout_(dial_timeout),
-      as_proxy_(base, target, proxy_ctx, dial_timeout, "proxy-identity"),
-      as_client_(base, target, passthrough_ctx, dial_timeout, "client-credentials"),
+      as_proxy_(base, target, proxy_ctx, dial_timeout, keepalive, "proxy-identity"),
+      as_client_(base, target, passthrough_ctx, dial_timeout, keepalive, "client-credentials"),
       credentials_(credentials),
       metrics_(metrics) {}
 

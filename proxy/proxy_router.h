@@ -36,7 +36,8 @@ class ProxyRouter : public Router {
   // `passthrough_ctx` presents none, for requests carrying their own
   // credentials. Both must outlive the router.
   ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx, SSL_CTX* passthrough_ctx,
-              ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout, Metrics::Shard& metrics);
+              ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout,
+              std::chrono::milliseconds keepalive, Metrics::Shard& metrics);
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
 
  private:

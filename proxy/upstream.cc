@@ -26,6 +26,7 @@ constexpr size_t kOutputHighWatermark = 256 << 10;
 // Before the server's SETTINGS arrive, assume RFC 9113's recommended minimum.
 constexpr uint32_t kAssumedMaxStreams = 100;
 
+
 }  // namespace
 
 UpstreamTarget parseUpstreamServer(const config::UpstreamConfig& cfg) {
@@ -67,6 +68,7 @@ class UpstreamConnection {
     if (bev_ != nullptr) bufferevent_free(bev_);
     if (flush_ev_ != nullptr) event_free(flush_ev_);
     if (dial_timer_ != nullptr) event_free(dial_timer_);
+    if (liveness_timer_ != nullptr) event_free(liveness_timer_);
   }
 
   void connect();
@@ -131,6 +133,22 @@ class UpstreamConnection {
   static void onEventCb(bufferevent* bev, short what, void* p);
   static void onFlushCb(evutil_socket_t, short, void* p) { self(p).flush(); }
   static void onDialTimeoutCb(evutil_socket_t, short, void* p) { self(p).fail("timed out connecting to upstream"); }
+  static void onLivenessCb(evutil_socket_t, short, void* p) { self(p).checkLiveness(); }
+  void checkLiveness() {
+    if (state_ == State::kDead || session_ == nullptr) return;
+    // After `keepalive` without a byte from upstream, PING; nothing for as
+    // long again means the connection is dead (a half-open TCP connection
+    // would otherwise stall every watch on it forever).
+    const auto now = std::chrono::steady_clock::now();
+    const auto idle = pool_.keepalive_;
+    if (ping_sent_ && now - last_read_ > 2 * idle) {
+      fail("upstream did not answer a PING in time");
+    } else if (!ping_sent_ && now - last_read_ > idle) {
+      nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr);
+      ping_sent_ = true;
+      scheduleFlush();
+    }
+  }
 
   // nghttp2 callbacks
   static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
@@ -153,6 +171,9 @@ class UpstreamConnection {
   nghttp2_session* session_ = nullptr;
   event* flush_ev_ = nullptr;
   event* dial_timer_ = nullptr;
+  event* liveness_timer_ = nullptr;
+  std::chrono::steady_clock::time_point last_read_ = std::chrono::steady_clock::now();
+  bool ping_sent_ = false;
   std::vector<std::unique_ptr<UpstreamStream>> streams_;  // every stream not yet closed
   std::string fail_reason_;
 };
@@ -257,6 +278,13 @@ void UpstreamConnection::onConnected() {
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
   state_ = State::kReady;
   pool_.reachable_ = true;
+  last_read_ = std::chrono::steady_clock::now();
+  if (pool_.keepalive_.count() > 0) {
+    liveness_timer_ = event_new(pool_.base_, -1, EV_PERSIST, onLivenessCb, this);
+    const auto tick_ms = std::max<int64_t>(100, pool_.keepalive_.count() / 4);
+    const timeval tick{time_t(tick_ms / 1000), suseconds_t((tick_ms % 1000) * 1000)};
+    event_add(liveness_timer_, &tick);
+  }
   log::verbose(2, "upstream connection ready", {{"pool", pool_.name_}, {"upstream", pool_.target_.authority}});
   for (auto& s : streams_) submit(s.get());
   flush();
@@ -302,12 +330,18 @@ void UpstreamConnection::removeStream(UpstreamStream* s) {
 
 void UpstreamConnection::fail(const std::string& reason) {
   if (state_ == State::kDead) return;
+  if (liveness_timer_ != nullptr) event_del(liveness_timer_);
   const bool was_connecting = state_ == State::kConnecting;
   state_ = State::kDead;
   fail_reason_ = reason;
   if (was_connecting) pool_.reachable_ = false;
-  log::verbose(was_connecting ? 0 : 2, "upstream connection failed",
-               {{"pool", pool_.name_}, {"upstream", pool_.target_.authority}, {"reason", reason}});
+  // A GOAWAY-driven close is routine; anything else is worth a warning.
+  if (reason.find("GOAWAY") != std::string::npos) {
+    log::verbose(2, "upstream connection closed", {{"pool", pool_.name_}, {"reason", reason}});
+  } else {
+    log::warning("upstream connection failed", {{"pool", pool_.name_}, {"upstream", pool_.target_.authority},
+                                                {"reason", reason}, {"streams", std::to_string(streams_.size())}});
+  }
   pool_.onConnectionDead(this);  // handlers hear on the next loop turn, see notifyFailed
 }
 
@@ -342,6 +376,8 @@ void UpstreamConnection::flush() {
 }
 
 void UpstreamConnection::onRead() {
+  last_read_ = std::chrono::steady_clock::now();
+  ping_sent_ = false;
   evbuffer* in = bufferevent_get_input(bev_);
   while (evbuffer_get_length(in) > 0 && state_ != State::kDead) {
     evbuffer_iovec v;
@@ -478,11 +514,13 @@ int UpstreamConnection::onSendData(nghttp2_session*, nghttp2_frame* frame, const
 }
 
 UpstreamPool::UpstreamPool(event_base* base, UpstreamTarget target, SSL_CTX* ssl_ctx,
-                           std::chrono::milliseconds dial_timeout, std::string name)
+                           std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive,
+                           std::string name)
     : base_(base),
       target_(std::move(target)),
       ssl_ctx_(ssl_ctx),
       dial_timeout_(dial_timeout),
+      keepalive_(keepalive),
       name_(std::move(name)),
       reap_ev_(event_new(base, -1, 0, onReap, this)) {}
 

@@ -87,7 +87,7 @@ class UpstreamPool {
   // Requests are sent with the headers they are given: who they act as is the
   // caller's decision.
   UpstreamPool(event_base* base, UpstreamTarget target, SSL_CTX* ssl_ctx,
-               std::chrono::milliseconds dial_timeout, std::string name);
+               std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive, std::string name);
   ~UpstreamPool();
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
@@ -111,6 +111,7 @@ class UpstreamPool {
   UpstreamTarget target_;
   SSL_CTX* ssl_ctx_;
   std::chrono::milliseconds dial_timeout_;
+  std::chrono::milliseconds keepalive_;
   std::string name_;
   bool reachable_ = true;
   std::list<std::unique_ptr<UpstreamConnection>> connections_;

@@ -9,6 +9,7 @@ state=$(mktemp -d)
 port=$(free_port) iport=$(free_port) aport=$(free_port)
 "$PROXY_BIN" --upstream-kubeconfig "$ADMIN_KUBECONFIG" --state-dir "$state" --listen "127.0.0.1:$port" \
   --listen-insecure "127.0.0.1:$iport" --admin-listen "127.0.0.1:$aport" --shutdown-grace-period 2s \
+  --upstream-keepalive 2s \
   --write-kubeconfig "$state/proxy.kubeconfig" --write-kubeconfig-user-from "$ADMIN_KUBECONFIG" -v 1 \
   >"$state/proxy.log" 2>&1 &
 proxy=$!
@@ -144,6 +145,26 @@ check "a request while upstream is down gets 503 with a Status body" down_is_503
 check "start kube-apiserver again" "$KCLUSTER" up "$KCLUSTER_DIR"
 check "/readyz turns ready when upstream returns" ready
 check "requests work again" kubectl --kubeconfig "$P" get ns default
+
+# A frozen upstream (SIGSTOP: the TCP connection stays up, nothing answers):
+# the keepalive PING fails the connection, so watches through it end (and
+# the client can re-watch) instead of hanging forever.
+frozen_upstream_ends_watch() {
+  source "$KCLUSTER_DIR/env"  # the apiserver was restarted above: a new pid
+  curl -sN "http://127.0.0.1:$iport/api/v1/namespaces/$ns/configmaps?watch=1" >/dev/null &
+  local w=$!
+  sleep 1
+  kill -STOP "$APISERVER_PID"
+  local ended=1
+  for _ in $(seq 100); do kill -0 $w 2>/dev/null || { ended=0; break; }; sleep 0.2; done
+  kill -CONT "$APISERVER_PID"
+  kill $w 2>/dev/null; wait $w 2>/dev/null
+  grep -q "did not answer a PING" "$state/proxy.log" || { echo "no PING timeout logged"; return 1; }
+  return $ended
+}
+check "a watch through a frozen upstream ends within seconds (keepalive PING)" frozen_upstream_ends_watch
+check "ready again once upstream resumes" ready
+check "requests work after the freeze" kubectl --kubeconfig "$P" get ns default
 
 # A slow reader of a large response: proxy memory stays bounded.
 mb=${SLOW_READER_MB:-100}

@@ -41,11 +41,17 @@ def main():
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=300)
-    conn.connect()
-    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
-    conn.request("GET", a.path, headers={"Accept": "application/json"})
-    resp = conn.getresponse()
+    for attempt in range(60):  # 429 while a restarted apiserver's watch cache warms up
+        conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=300)
+        conn.connect()
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        conn.request("GET", a.path, headers={"Accept": "application/json"})
+        resp = conn.getresponse()
+        if resp.status != 429:
+            break
+        resp.read()
+        conn.close()
+        time.sleep(1)
     if resp.status != 200:
         print("HTTP", resp.status, resp.read(2000))
         return 1
