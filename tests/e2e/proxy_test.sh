@@ -175,12 +175,17 @@ check "load ${mb} MB of widgets (100 KB each)" \
 # swamp the figure), as a second proxy next to the first.
 rport=$(free_port)
 "$ROOT/build/kube-cache-proxy" --upstream-kubeconfig "$ADMIN_KUBECONFIG" --state-dir "$state/release" \
-  --listen "127.0.0.1:$(free_port)" --listen-insecure "127.0.0.1:$rport" --admin-listen "" >"$state/release.log" 2>&1 &
+  --listen "127.0.0.1:$(free_port)" --listen-insecure "127.0.0.1:$rport" --admin-listen "" \
+  --write-kubeconfig "$state/release.kubeconfig" --write-kubeconfig-user-from "$ADMIN_KUBECONFIG" \
+  >"$state/release.log" 2>&1 &
 release=$!
 for _ in $(seq 50); do curl -s "http://127.0.0.1:$rport/version" >/dev/null && break; sleep 0.2; done
-check "a reader that pauses 20 s after 1 MB gets every byte, proxy RSS < 64 MB above idle" \
+check "HTTP/1.1: a reader that pauses 20 s after 1 MB gets every byte, proxy RSS < 64 MB above idle" \
   /usr/bin/python3 "$ROOT/tests/e2e/slow_reader.py" --port "$rport" --pid "$release" \
   --path /apis/example.com/v1/namespaces/slow-0/widgets --expect-items $((mb * 10)) --pause 20 --max-rss-growth-mb 64
+check "HTTP/2 (client-go transport): the same, through HTTP/2 flow control" \
+  "$KCLUSTER" slowread --kubeconfig "$state/release.kubeconfig" --pid "$release" \
+  --path /apis/example.com/v1/namespaces/slow-0/widgets --expect-items $((mb * 10)) --pause 20s --max-rss-growth-mb 64
 kill "$release"; wait "$release"
 
 check "the proxy logged no crash or sanitizer report" bash -c "! grep -E 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' '$state/proxy.log'"

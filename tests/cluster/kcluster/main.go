@@ -22,6 +22,8 @@ Usage:
                 [--namespaces M] [--namespace-prefix P]
   kcluster informer --kubeconfig K --resource R [--protobuf] [--count C]
                 [--verify-against ADMIN_KUBECONFIG] [--watch-list true|false] [--timeout D]
+  kcluster slowread --kubeconfig K --path P --pid PID [--pause D] [--max-rss-growth-mb M] [--expect-items N]
+                                  read 1 MB, pause, read the rest; bound the RSS of PID
 
 Run "kcluster COMMAND -h" for the flags of one command.
 `
@@ -48,6 +50,8 @@ func main() {
 		err = cmdChurn(args)
 	case "informer":
 		err = cmdInformer(args)
+	case "slowread":
+		err = cmdSlowread(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
