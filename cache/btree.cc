@@ -34,14 +34,14 @@ NodePtr makeInternal(std::vector<NodePtr> children) {
 // The child whose range holds `key`: the last one whose first key is <= key.
 size_t childIndex(const Node& n, std::string_view key) {
   const auto it = std::upper_bound(n.first_keys.begin(), n.first_keys.end(), key,
-                                   [](std::string_view k, const std::string& first) { return k < first; });
+                                   [](std::string_view k, const std::string& first) { return k < std::string_view(first); });
   return it == n.first_keys.begin() ? 0 : size_t(it - n.first_keys.begin()) - 1;
 }
 
 template <typename Objects>  // const or not: the iterator type follows
 auto lowerBoundIn(Objects& objects, std::string_view key) {
   return std::lower_bound(objects.begin(), objects.end(), key,
-                          [](const ObjectPtr& o, std::string_view k) { return o->key < k; });
+                          [](const ObjectPtr& o, std::string_view k) { return std::string_view(o->key) < k; });
 }
 
 size_t fill(const Node& n) { return n.leaf ? n.objects.size() : n.children.size(); }

@@ -9,15 +9,15 @@
 
 namespace kcp::proxy {
 
-ProxyCredentials::ProxyCredentials(const config::UpstreamConfig& cfg)
-    : token_(cfg.token), token_file_(cfg.token_file) {}
+ProxyCredentials::ProxyCredentials(const config::UpstreamConfig& cfg, std::chrono::milliseconds recheck)
+    : token_(cfg.token), token_file_(cfg.token_file), recheck_(recheck) {}
 
 std::string ProxyCredentials::bearerToken() {
   std::lock_guard lock(mu_);
   if (token_file_.empty()) return token_;
   const auto now = std::chrono::steady_clock::now();
   if (now >= next_check_) {
-    next_check_ = now + std::chrono::seconds(10);
+    next_check_ = now + recheck_;
     struct stat st {};
     if (stat(token_file_.c_str(), &st) == 0) {
       const int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
@@ -46,8 +46,9 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
       proxy_ctx_(proxy_ctx),
       passthrough_ctx_(passthrough_ctx),
       dial_timeout_(dial_timeout),
-      as_proxy_(base, target, proxy_ctx, dial_timeout, keepalive, "proxy-identity"),
-      as_client_(base, target, passthrough_ctx, dial_timeout, keepalive, "client-credentials"),
+      as_proxy_(base, target, proxy_ctx, dial_timeout, keepalive, "proxy-identity", &metrics.upstream_connections),
+      as_client_(base, target, passthrough_ctx, dial_timeout, keepalive, "client-credentials",
+                 &metrics.upstream_connections),
       credentials_(credentials),
       metrics_(metrics) {}
 

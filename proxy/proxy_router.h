@@ -18,7 +18,9 @@ namespace kcp::proxy {
 // changes, as bound service-account tokens rotate). Thread-safe.
 class ProxyCredentials {
  public:
-  explicit ProxyCredentials(const config::UpstreamConfig& cfg);
+  // The token file is checked for changes at most every `recheck`.
+  explicit ProxyCredentials(const config::UpstreamConfig& cfg,
+                            std::chrono::milliseconds recheck = std::chrono::seconds(10));
   // The current token, or "" when the proxy authenticates by client certificate.
   std::string bearerToken();
 
@@ -26,6 +28,7 @@ class ProxyCredentials {
   std::mutex mu_;
   std::string token_;
   std::string token_file_;
+  std::chrono::milliseconds recheck_;
   std::chrono::steady_clock::time_point next_check_{};
   int64_t file_mtime_ns_ = -1;
 };

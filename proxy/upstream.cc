@@ -72,6 +72,12 @@ class UpstreamConnection {
   }
 
   void connect();
+  // Takes this connection out of the pool's open-connections gauge.
+  void uncount() {
+    if (std::exchange(counted_, false) && pool_.open_connections_ != nullptr) {
+      pool_.open_connections_->fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
   // Delivers the failure to every stream still attached; called by the pool
   // on the loop turn after the connection died, just before deleting it.
   void notifyFailed();
@@ -174,6 +180,7 @@ class UpstreamConnection {
   event* liveness_timer_ = nullptr;
   std::chrono::steady_clock::time_point last_read_ = std::chrono::steady_clock::now();
   bool ping_sent_ = false;
+  bool counted_ = false;  // in the pool's open-connections gauge
   std::vector<std::unique_ptr<UpstreamStream>> streams_;  // every stream not yet closed
   std::string fail_reason_;
 };
@@ -278,6 +285,8 @@ void UpstreamConnection::onConnected() {
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
   state_ = State::kReady;
   pool_.reachable_ = true;
+  counted_ = true;
+  if (pool_.open_connections_ != nullptr) pool_.open_connections_->fetch_add(1, std::memory_order_relaxed);
   last_read_ = std::chrono::steady_clock::now();
   if (pool_.keepalive_.count() > 0) {
     liveness_timer_ = event_new(pool_.base_, -1, EV_PERSIST, onLivenessCb, this);
@@ -331,6 +340,7 @@ void UpstreamConnection::removeStream(UpstreamStream* s) {
 void UpstreamConnection::fail(const std::string& reason) {
   if (state_ == State::kDead) return;
   if (liveness_timer_ != nullptr) event_del(liveness_timer_);
+  uncount();
   const bool was_connecting = state_ == State::kConnecting;
   state_ = State::kDead;
   fail_reason_ = reason;
@@ -515,16 +525,18 @@ int UpstreamConnection::onSendData(nghttp2_session*, nghttp2_frame* frame, const
 
 UpstreamPool::UpstreamPool(event_base* base, UpstreamTarget target, SSL_CTX* ssl_ctx,
                            std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive,
-                           std::string name)
+                           std::string name, std::atomic<int64_t>* open_connections)
     : base_(base),
       target_(std::move(target)),
       ssl_ctx_(ssl_ctx),
       dial_timeout_(dial_timeout),
       keepalive_(keepalive),
       name_(std::move(name)),
+      open_connections_(open_connections),
       reap_ev_(event_new(base, -1, 0, onReap, this)) {}
 
 UpstreamPool::~UpstreamPool() {
+  for (auto& c : connections_) c->uncount();
   event_free(reap_ev_);
   // Connections (and their streams) go without calling handlers: whoever
   // destroys the pool has already torn down every request.

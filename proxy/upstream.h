@@ -13,6 +13,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -86,8 +87,11 @@ class UpstreamPool {
   // `ssl_ctx` must outlive the pool; it decides the TLS identity presented.
   // Requests are sent with the headers they are given: who they act as is the
   // caller's decision.
+  // `open_connections` (may be null) counts this pool's established
+  // connections, for the upstream-connections metric.
   UpstreamPool(event_base* base, UpstreamTarget target, SSL_CTX* ssl_ctx,
-               std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive, std::string name);
+               std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive, std::string name,
+               std::atomic<int64_t>* open_connections = nullptr);
   ~UpstreamPool();
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
@@ -113,6 +117,7 @@ class UpstreamPool {
   std::chrono::milliseconds dial_timeout_;
   std::chrono::milliseconds keepalive_;
   std::string name_;
+  std::atomic<int64_t>* open_connections_;
   bool reachable_ = true;
   std::list<std::unique_ptr<UpstreamConnection>> connections_;
   std::list<std::unique_ptr<UpstreamConnection>> dead_;  // deleted on the next loop turn

@@ -42,7 +42,8 @@ data: {greeting: hello}
 YAML
 check "kubectl apply through the proxy" kubectl --kubeconfig "$P" apply -f "$state/cm.yaml"
 check "kubectl get -o json: identical through the proxy" same -n $ns get configmap via-proxy -o json
-check "kubectl get -A: identical through the proxy" same get configmaps -A -l app=e2e
+check "kubectl get -A: identical through the proxy" same get configmaps -A -l app=e2e \
+  -o custom-columns=NS:.metadata.namespace,NAME:.metadata.name,RV:.metadata.resourceVersion
 check "kubectl get of a missing object: identical error" same -n $ns get configmap nope
 check "kubectl apply again (update) through the proxy" bash -c \
   "sed 's/hello/bonjour/' '$state/cm.yaml' | kubectl --kubeconfig '$P' apply -f - && \
@@ -80,6 +81,29 @@ check "client-go informers through the proxy (HTTP/2, protobuf) equal ground tru
 check "client-go informers through the proxy (HTTP/1.1 cleartext, watch-list) equal ground truth" \
   "$KCLUSTER" informer --kubeconfig "$H1" --resource configmaps --watch-list true --verify-against "$ADMIN_KUBECONFIG"
 wait $churn
+
+# Client disconnects cancel the upstream stream: kube-apiserver's own gauge
+# of open watches goes up with clients and back down when they leave.
+upstream_watches() {
+  kubectl --kubeconfig "$ADMIN_KUBECONFIG" get --raw /metrics |
+    awk '/^apiserver_longrunning_requests\{/ && /resource="configmaps"/ && /verb="WATCH"/ {s += $2} END {print s + 0}'
+}
+watches_follow_clients() { # CURL-FLAGS...
+  local base; base=$(upstream_watches)
+  local pids=()
+  for _ in 1 2 3 4 5; do
+    curl -sN "$@" "http://127.0.0.1:$iport/api/v1/namespaces/$ns/configmaps?watch=1" >/dev/null &
+    pids+=($!)
+  done
+  local up=1 down=1
+  for _ in $(seq 50); do (($(upstream_watches) >= base + 5)) && { up=0; break; }; sleep 0.2; done
+  kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null
+  for _ in $(seq 50); do (($(upstream_watches) <= base)) && { down=0; break; }; sleep 0.2; done
+  echo "upstream watches: before $base, with clients reached: $((1 - up)), after: $(upstream_watches)"
+  ((up == 0 && down == 0))
+}
+check "HTTP/1.1 clients that hang up end their upstream watches" watches_follow_clients
+check "HTTP/2 clients that hang up end their upstream watches" watches_follow_clients --http2-prior-knowledge
 
 # Identity: a client's own token is what kube-apiserver judges.
 reader=$(token_of "$TEAM_A_READER_KUBECONFIG")
@@ -124,7 +148,7 @@ PY
 check "oversized headers get 431" big_headers_are_431
 
 # /metrics: valid Prometheus text, with the requests above.
-check "/metrics parses as Prometheus text and counts forwarded requests" /usr/bin/python3 -c "
+check "/metrics parses as Prometheus text, counts forwarded requests and upstream connections" /usr/bin/python3 -c "
 import sys, urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 text = urllib.request.urlopen('http://127.0.0.1:$aport/metrics').read().decode()
@@ -132,6 +156,7 @@ fams = {f.name: f for f in text_string_to_metric_families(text)}
 reqs = sum(s.value for s in fams['kube_cache_proxy_requests'].samples if s.labels.get('served_from') == 'upstream')
 assert reqs > 50, reqs
 assert fams['kube_cache_proxy_upstream_ready'].samples[0].value == 1
+assert fams['kube_cache_proxy_upstream_connections'].samples[0].value >= 1
 print(len(fams), 'families,', int(reqs), 'forwarded requests')"
 
 # Upstream down: 503 Status, /readyz unready; back up: ready again.
