@@ -1,0 +1,150 @@
+#include "cache/reflector.h"
+
+#include "cache/json_scan.h"
+#include "config/log.h"
+
+namespace kcp::cache {
+namespace {
+
+constexpr std::chrono::milliseconds kInitialBackoff{200};
+constexpr std::chrono::milliseconds kMaxBackoff{30000};
+
+}  // namespace
+
+Reflector::Reflector(ResourceInfo resource, Store& store, ReflectorTransport& transport, uint32_t seed)
+    : resource_(std::move(resource)), store_(store), transport_(transport), rnd_(seed) {}
+
+void Reflector::start() { list(""); }
+
+ObjectPtr Reflector::toObject(std::string_view bytes, std::string* error) const {
+  // Stored in list-item form: typed objects lose the kind/apiVersion prefix
+  // that GET and watch bodies carry (custom resources keep theirs).
+  std::optional<std::string> item = stripTypeMeta(bytes, resource_.kind, resource_.api_version);
+  return parseJsonObject(item ? std::move(*item) : std::string(bytes), error);
+}
+
+void Reflector::list(const std::string& continue_token) {
+  state_ = State::kListing;
+  if (continue_token.empty()) listed_.clear();
+  // The first page is a consistent read; later pages continue its snapshot.
+  std::string path = resource_.path + "?limit=500";
+  if (!continue_token.empty()) path += "&continue=" + continue_token;
+  transport_.get(path, [this](int status, std::string body) { onListPage(status, body); });
+}
+
+void Reflector::onListPage(int status, const std::string& body) {
+  if (status == 410) {  // the continue token expired: start the LIST again
+    retry("LIST continue token expired", true);
+    return;
+  }
+  if (status != 200) {
+    retry("LIST answered " + std::to_string(status) + ": " + body.substr(0, 200), true);
+    return;
+  }
+  std::string error;
+  auto page = scanJsonList(body, &error);
+  if (!page || !parseResourceVersion(page->resource_version, list_rv_)) {
+    retry("LIST body unusable: " + (page ? "no resourceVersion" : error), true);
+    return;
+  }
+  for (const auto item : page->items) {
+    ObjectPtr obj = toObject(item, &error);
+    if (!obj) {
+      retry("LIST item unusable: " + error, true);
+      return;
+    }
+    listed_.push_back(std::move(obj));
+  }
+  if (!page->continue_token.empty()) {
+    list(page->continue_token);
+    return;
+  }
+  const auto diff = store_.replace(listed_, list_rv_);
+  log::verbose(synced_ ? 0 : 1, synced_ ? "relisted" : "listed",
+               {{"resource", resource_.path}, {"objects", std::to_string(listed_.size())},
+                {"resourceVersion", std::to_string(list_rv_)}, {"changes", std::to_string(diff.size())}});
+  listed_.clear();
+  synced_ = true;
+  backoff_ = std::chrono::milliseconds(0);
+  watch();
+}
+
+void Reflector::watch() {
+  state_ = State::kWatching;
+  const uint64_t rv = store_.current()->resource_version;
+  transport_.watch(resource_.path + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + std::to_string(rv),
+                   [this](std::string_view line) { onWatchEvent(line); },
+                   [this](int status, const std::string& reason) { onWatchEnd(status, reason); });
+}
+
+void Reflector::onWatchEvent(std::string_view line) {
+  std::string error;
+  const auto event = scanJsonWatchEvent(line, &error);
+  if (!event) {
+    transport_.cancelWatch();
+    retry("unusable watch event: " + error, false);
+    return;
+  }
+  if (event->type == "ERROR") {
+    // A Status: 410 Gone (resourceVersion compacted) means relist.
+    transport_.cancelWatch();
+    const bool gone = event->object.find("\"code\":410") != std::string_view::npos;
+    retry(gone ? "watch expired (410)" : "watch error: " + std::string(event->object.substr(0, 200)), gone);
+    return;
+  }
+  if (event->type == "BOOKMARK") {
+    // Bookmarks carry only metadata.resourceVersion (no name): parse just that.
+    uint64_t rv = 0;
+    const auto at = event->object.find("\"resourceVersion\":\"");
+    if (at != std::string_view::npos) {
+      const auto start = at + 19, end = event->object.find('"', start);
+      if (end != std::string_view::npos && parseResourceVersion(event->object.substr(start, end - start), rv)) {
+        store_.bookmark(rv);
+      }
+    }
+    return;
+  }
+  ObjectPtr obj = toObject(event->object, &error);
+  const EventType type = event->type == "ADDED"      ? EventType::kAdded
+                         : event->type == "MODIFIED" ? EventType::kModified
+                         : event->type == "DELETED"  ? EventType::kDeleted
+                                                     : EventType(-1);
+  if (!obj || int(type) < 0 || !store_.apply(type, std::move(obj), &error)) {
+    // Something does not add up: never guess, rebuild from a LIST.
+    transport_.cancelWatch();
+    retry("watch event not applicable (" + event->type + "): " + error, true);
+  }
+}
+
+void Reflector::onWatchEnd(int status, const std::string& reason) {
+  if (status == 410) {
+    retry("watch expired (410)", true);
+  } else if (status == 200) {
+    // A normal end (server timeout): resume at once from where we are.
+    ++reconnects_;
+    watch();
+  } else {
+    retry("watch ended: " + (status == 0 ? reason : "HTTP " + std::to_string(status)), false);
+  }
+}
+
+void Reflector::retry(const std::string& why, bool relist) {
+  last_error_ = why;
+  state_ = State::kBackoff;
+  if (relist) ++relists_;
+  ++reconnects_;
+  backoff_ = std::min(kMaxBackoff, backoff_.count() == 0 ? kInitialBackoff : backoff_ * 2);
+  // Full jitter in [backoff/2, backoff], so many proxies do not retry in step.
+  const auto delay = std::chrono::milliseconds(backoff_.count() / 2 + int64_t(rnd_() % uint32_t(backoff_.count() / 2 + 1)));
+  log::warning("reflector retrying", {{"resource", resource_.path}, {"reason", why},
+                                      {"relist", relist ? "true" : "false"}, {"in_ms", std::to_string(delay.count())}});
+  transport_.after(delay, [this, relist] {
+    if (relist) {
+      list("");
+    } else {
+      watch();
+    }
+  });
+}
+
+}  // namespace kcp::cache

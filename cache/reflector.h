@@ -1,0 +1,81 @@
+// Keeps one resource's Store in step with kube-apiserver, as client-go's
+// reflector does: a paged LIST (limit 500), then a WATCH from the list's
+// resourceVersion with bookmarks; the watch resumes from the last
+// resourceVersion seen when it ends, and a 410 Gone (from the watch or an
+// expired continue token) means a relist, whose difference reaches watchers
+// through the store. Retries back off exponentially with jitter.
+//
+// Pure logic: the HTTP transport and the timers are injected (proxy/ provides
+// them over its upstream pool), so tests drive it with recorded responses.
+// All calls happen on one thread, the transport's.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+
+#include "cache/store.h"
+
+namespace kcp::cache {
+
+// What the reflector needs from the network.
+class ReflectorTransport {
+ public:
+  virtual ~ReflectorTransport() = default;
+  // GET `path`; `done(status, body)` with status 0 and the reason in `body`
+  // on a transport failure.
+  virtual void get(const std::string& path, std::function<void(int status, std::string body)> done) = 0;
+  // GET `path` as a watch: `on_event` per JSON event (one per line); `on_end`
+  // when the stream ends (status 0: transport failure; 200: ended normally).
+  virtual void watch(const std::string& path, std::function<void(std::string_view event)> on_event,
+                     std::function<void(int status, std::string reason)> on_end) = 0;
+  // Cancels the watch in progress, if any; its on_end is not called.
+  virtual void cancelWatch() = 0;
+  virtual void after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
+};
+
+struct ResourceInfo {
+  std::string path;  // collection path, e.g. "/api/v1/configmaps" or "/apis/example.com/v1/widgets"
+  std::string kind;  // e.g. "ConfigMap"
+  std::string api_version;  // e.g. "v1"
+};
+
+class Reflector {
+ public:
+  Reflector(ResourceInfo resource, Store& store, ReflectorTransport& transport, uint32_t seed = std::random_device{}());
+  void start();
+
+  enum class State { kListing, kWatching, kBackoff };
+  State state() const { return state_; }
+  bool synced() const { return synced_; }
+  uint64_t relists() const { return relists_; }
+  uint64_t reconnects() const { return reconnects_; }
+  const std::string& lastError() const { return last_error_; }
+
+ private:
+  void list(const std::string& continue_token);
+  void onListPage(int status, const std::string& body);
+  void watch();
+  void onWatchEvent(std::string_view line);
+  void onWatchEnd(int status, const std::string& reason);
+  void retry(const std::string& why, bool relist);
+  ObjectPtr toObject(std::string_view bytes, std::string* error) const;
+
+  ResourceInfo resource_;
+  Store& store_;
+  ReflectorTransport& transport_;
+  std::mt19937 rnd_;
+  State state_ = State::kListing;
+  bool synced_ = false;
+  std::vector<ObjectPtr> listed_;  // pages of the LIST in progress
+  uint64_t list_rv_ = 0;
+  uint64_t relists_ = 0;
+  uint64_t reconnects_ = 0;
+  std::chrono::milliseconds backoff_{0};
+  std::string last_error_;
+};
+
+}  // namespace kcp::cache
