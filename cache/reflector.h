@@ -10,6 +10,7 @@
 // All calls happen on one thread, the transport's.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -50,6 +51,7 @@ class Reflector {
 
   enum class State { kListing, kWatching, kBackoff };
   State state() const { return state_; }
+  // Readable from any thread (metrics, readiness).
   bool synced() const { return synced_; }
   uint64_t relists() const { return relists_; }
   uint64_t reconnects() const { return reconnects_; }
@@ -69,11 +71,11 @@ class Reflector {
   ReflectorTransport& transport_;
   std::mt19937 rnd_;
   State state_ = State::kListing;
-  bool synced_ = false;
+  std::atomic<bool> synced_{false};
   std::vector<ObjectPtr> listed_;  // pages of the LIST in progress
   uint64_t list_rv_ = 0;
-  uint64_t relists_ = 0;
-  uint64_t reconnects_ = 0;
+  std::atomic<uint64_t> relists_{0};
+  std::atomic<uint64_t> reconnects_{0};
   std::chrono::milliseconds backoff_{0};
   std::string last_error_;
 };

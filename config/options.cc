@@ -94,6 +94,23 @@ const std::vector<Flag>& flags() {
        KCP_DURATION(upstream_dial_timeout)},
       {"upstream-keepalive", "DURATION", "PING an upstream connection silent for this long; close it if the answer takes as long again (a half-open connection would stall its watches forever).",
        KCP_DURATION(upstream_keepalive)},
+      {"cache-resources", "LIST", "Comma-separated resources to keep in the cache, as RESOURCE or RESOURCE.GROUP (configmaps,pods,deployments.apps,widgets.example.com). Not served from the cache yet: /readyz waits for their first sync, /metrics reports them.",
+       [](ProxyOptions& o, const std::string& v) {
+         o.cache_resources.clear();
+         size_t start = 0;
+         while (start <= v.size()) {
+           const size_t comma = v.find(',', start);
+           std::string r = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+           if (!r.empty()) o.cache_resources.push_back(r);
+           if (comma == std::string::npos) break;
+           start = comma + 1;
+         }
+       },
+       [](const ProxyOptions& o) {
+         std::string out;
+         for (const auto& r : o.cache_resources) out += (out.empty() ? "" : ",") + r;
+         return out;
+       }},
       {"max-request-header-bytes", "BYTES", "Largest request head (request line and headers) accepted; larger gets 431.",
        KCP_INT("max-request-header-bytes", max_request_header_bytes, 1024)},
       {"max-header-count", "N", "Most request headers accepted; more gets 431.",

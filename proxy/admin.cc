@@ -109,10 +109,17 @@ RequestHandlerPtr AdminRouter::route(const RequestHead& head, DownstreamStream& 
     if (!health_.ready()) {
       return StaticResponse::send(stream, 503, "text/plain; charset=utf-8", "upstream not ready: " + health_.reason() + "\n");
     }
+    if (cache_ != nullptr && !cache_->synced()) {
+      return StaticResponse::send(stream, 503, "text/plain; charset=utf-8", "cache not synced: " + cache_->notSyncedReason() + "\n");
+    }
     return StaticResponse::send(stream, 200, "text/plain; charset=utf-8", "ok");
   }
   if (path == "/metrics") {
     return StaticResponse::send(stream, 200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render());
+  }
+  if (path.starts_with("/debug/cache/") && cache_ != nullptr) {
+    std::string body = cache_->debugList(path.substr(13));
+    if (!body.empty()) return StaticResponse::send(stream, 200, "application/json", std::move(body));
   }
   return StaticResponse::sendStatus(stream, {404, "NotFound", "the server could not find the requested resource", {}});
 }

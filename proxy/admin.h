@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 
+#include "proxy/cache_manager.h"
 #include "proxy/exchange.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy_router.h"
@@ -32,6 +33,9 @@ class AdminRouter : public Router {
  public:
   AdminRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx, ProxyCredentials& credentials,
               std::chrono::milliseconds dial_timeout, Metrics& metrics, UpstreamHealth& health);
+  // The cache whose sync /readyz waits for and /debug/cache/RESOURCE shows
+  // (may stay null: no cache configured). Same loop as this router.
+  void setCache(const CacheManager* cache) { cache_ = cache; }
   ~AdminRouter() override;
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
   // Set once shutdown begins: /readyz fails so load balancers move away.
@@ -43,6 +47,7 @@ class AdminRouter : public Router {
   UpstreamHealth& health_;
   UpstreamPool pool_;
   std::unique_ptr<Probe> probe_;
+  const CacheManager* cache_ = nullptr;
   bool shutting_down_ = false;
 };
 

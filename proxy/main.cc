@@ -14,6 +14,7 @@
 #include "config/log.h"
 #include "config/options.h"
 #include "proxy/admin.h"
+#include "proxy/cache_manager.h"
 #include "proxy/proxy_router.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"
@@ -113,7 +114,7 @@ int run(const config::ProxyOptions& opts) {
   ProxyCredentials credentials(upstream);
   Metrics metrics;
   UpstreamHealth health;
-  metrics.addGauge("kube_cache_proxy_upstream_ready", "1 when kube-apiserver answered /readyz with 200 lately.",
+  metrics.addGauge("kube_cache_proxy_upstream_ready", "", "1 when kube-apiserver answered /readyz with 200 lately.",
                    [&health] { return health.ready() ? 1.0 : 0.0; });
 
   ClientLimits limits;
@@ -143,6 +144,16 @@ int run(const config::ProxyOptions& opts) {
     return r;
   });
   admin.bindListeners();
+  // The cache runs on the admin loop, over its own upstream connections.
+  std::unique_ptr<UpstreamPool> cache_pool;
+  std::unique_ptr<CacheManager> cache;
+  if (!opts.cache_resources.empty()) {
+    cache_pool = std::make_unique<UpstreamPool>(admin.base(), target, proxy_ctx.get(), opts.upstream_dial_timeout,
+                                                opts.upstream_keepalive, "cache");
+    cache = std::make_unique<CacheManager>(admin.base(), *cache_pool, credentials, opts.cache_resources, metrics);
+    if (admin_router != nullptr) admin_router->setCache(cache.get());
+    cache->start();
+  }
   for (auto& w : workers) w->start();
 
   if (!opts.write_kubeconfig.empty()) {

@@ -89,9 +89,14 @@ Metrics::Shard& Metrics::addShard() {
   return *shards_.back();
 }
 
-void Metrics::addGauge(std::string name, std::string help, std::function<double()> value) {
+void Metrics::addGauge(std::string name, std::string labels, std::string help, std::function<double()> value) {
   std::lock_guard lock(mu_);
-  gauges_.push_back({std::move(name), std::move(help), std::move(value)});
+  // Keep series of one name together: the exposition format wants them adjacent.
+  auto at = gauges_.end();
+  for (auto it = gauges_.begin(); it != gauges_.end(); ++it) {
+    if (it->name == name) at = it + 1;
+  }
+  gauges_.insert(at, {std::move(name), std::move(labels), std::move(help), std::move(value)});
 }
 
 std::string Metrics::render() const {
@@ -157,9 +162,12 @@ std::string Metrics::render() const {
   out << "kube_cache_proxy_client_connections_accepted_total " << accepted << '\n';
   header(out, "kube_cache_proxy_upstream_connections", "gauge", "Open HTTP/2 connections to kube-apiserver.");
   out << "kube_cache_proxy_upstream_connections " << upstream_conns << '\n';
-  for (const auto& g : gauges_) {
-    header(out, g.name.c_str(), "gauge", g.help.c_str());
-    out << g.name << ' ' << formatValue(g.value()) << '\n';
+  for (size_t i = 0; i < gauges_.size(); ++i) {
+    const Gauge& g = gauges_[i];
+    if (i == 0 || gauges_[i - 1].name != g.name) header(out, g.name.c_str(), "gauge", g.help.c_str());
+    out << g.name;
+    if (!g.labels.empty()) out << '{' << g.labels << '}';
+    out << ' ' << formatValue(g.value()) << '\n';
   }
   processMetrics(out);
   return out.str();

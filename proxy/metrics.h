@@ -53,8 +53,10 @@ class Metrics {
   // A new shard for a worker; the shard lives as long as this Metrics.
   Shard& addShard();
 
-  // Gauges computed at scrape time (e.g. upstream reachability).
-  void addGauge(std::string name, std::string help, std::function<double()> value);
+  // Gauges computed at scrape time (e.g. upstream reachability), on the
+  // scraping thread. `labels` is the inside of the braces ("" for none);
+  // series of one name share their HELP and TYPE lines.
+  void addGauge(std::string name, std::string labels, std::string help, std::function<double()> value);
 
   // The Prometheus text exposition format (version 0.0.4).
   std::string render() const;
@@ -63,7 +65,7 @@ class Metrics {
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Shard>> shards_;
   struct Gauge {
-    std::string name, help;
+    std::string name, labels, help;
     std::function<double()> value;
   };
   std::vector<Gauge> gauges_;

@@ -1,0 +1,299 @@
+#include "proxy/cache_manager.h"
+
+#include <rapidjson/document.h>
+
+#include <list>
+
+#include "cache/json_scan.h"
+#include "config/log.h"
+
+namespace kcp::proxy {
+
+// ReflectorTransport over the upstream pool. Completion callbacks run on a
+// later loop turn, so a reflector may start its next request from them.
+class CacheManager::Transport : public cache::ReflectorTransport {
+ public:
+  Transport(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials)
+      : base_(base), pool_(pool), credentials_(credentials) {}
+  ~Transport() override {
+    exchanges_.clear();
+    timers_.clear();
+  }
+
+  void get(const std::string& path, std::function<void(int, std::string)> done) override {
+    auto ex = std::make_unique<Exchange>(*this, nullptr, [done = std::move(done)](int status, std::string body) {
+      done(status, std::move(body));
+    });
+    start(std::move(ex), path);
+  }
+
+  void watch(const std::string& path, std::function<void(std::string_view)> on_event,
+             std::function<void(int, std::string)> on_end) override {
+    cancelWatch();
+    auto ex = std::make_unique<Exchange>(*this, std::move(on_event), std::move(on_end));
+    watch_ = ex.get();
+    start(std::move(ex), path);
+  }
+
+  void cancelWatch() override {
+    if (watch_ != nullptr) {
+      watch_->cancel();
+      watch_ = nullptr;
+    }
+  }
+
+  void after(std::chrono::milliseconds delay, std::function<void()> fn) override {
+    auto timer = std::make_unique<Timer>();
+    Timer* raw = timer.get();
+    raw->transport = this;
+    raw->fn = std::move(fn);
+    raw->ev = evtimer_new(base_, onTimer, raw);
+    timers_.push_back(std::move(timer));
+    const timeval tv{time_t(delay.count() / 1000), suseconds_t((delay.count() % 1000) * 1000)};
+    evtimer_add(raw->ev, &tv);
+  }
+
+ private:
+  // One request: a whole body (get) or a stream of lines (watch).
+  class Exchange : public UpstreamStreamHandler {
+   public:
+    Exchange(Transport& t, std::function<void(std::string_view)> on_line, std::function<void(int, std::string)> on_end)
+        : t_(t), on_line_(std::move(on_line)), on_end_(std::move(on_end)) {}
+    ~Exchange() override {
+      if (stream_ != nullptr) stream_->cancel();
+    }
+    void begin(UpstreamStream* s) { stream_ = s; }
+    void cancel() {
+      cancelled_ = true;
+      if (stream_ != nullptr) stream_->cancel();
+      stream_ = nullptr;
+      t_.finish(this, nullptr);
+    }
+    void onUpstreamResponse(const ResponseHead& head, bool) override { status_ = head.status; }
+    void onUpstreamData(const uint8_t* data, size_t len) override {
+      body_.append(reinterpret_cast<const char*>(data), len);
+      stream_->consume(len);
+      if (on_line_ && status_ == 200) {
+        size_t start = 0, nl;
+        while (!cancelled_ && (nl = body_.find('\n', start)) != std::string::npos) {
+          const std::string_view line(body_.data() + start, nl - start);
+          start = nl + 1;
+          if (!line.empty()) on_line_(line);  // may cancel this exchange
+        }
+        if (!cancelled_) body_.erase(0, start);
+      }
+    }
+    void onUpstreamComplete() override {
+      stream_ = nullptr;
+      done(status_, std::move(body_));
+    }
+    void onUpstreamError(const std::string& reason) override {
+      stream_ = nullptr;
+      done(0, reason);
+    }
+    size_t requestBodyReady(bool* eof) override {
+      *eof = true;
+      return 0;
+    }
+    void pullRequestBody(evbuffer*, size_t) override {}
+
+   private:
+    void done(int status, std::string body) {
+      if (cancelled_) return;
+      auto cb = std::move(on_end_);
+      t_.finish(this, [cb = std::move(cb), status, body = std::move(body)]() mutable { cb(status, std::move(body)); });
+    }
+    Transport& t_;
+    std::function<void(std::string_view)> on_line_;
+    std::function<void(int, std::string)> on_end_;
+    UpstreamStream* stream_ = nullptr;
+    int status_ = 0;
+    std::string body_;
+    bool cancelled_ = false;
+  };
+
+  void start(std::unique_ptr<Exchange> ex, const std::string& path) {
+    RequestHead head;
+    head.method = "GET";
+    head.path = path;
+    head.end_stream = true;
+    head.headers = {{"accept", "application/json"}, {"user-agent", "kube-cache-proxy/reflector"}};
+    if (const std::string token = credentials_.bearerToken(); !token.empty()) {
+      head.headers.push_back({"authorization", "Bearer " + token});
+    }
+    Exchange* raw = ex.get();
+    exchanges_.push_back(std::move(ex));
+    raw->begin(pool_.submit(std::move(head), raw));
+  }
+
+  // Ends an exchange: deleted on a later turn (it may be on the stack), and
+  // its completion, if any, runs then.
+  void finish(Exchange* ex, std::function<void()> then) {
+    if (watch_ == ex) watch_ = nullptr;
+    for (auto it = exchanges_.begin(); it != exchanges_.end(); ++it) {
+      if (it->get() == ex) {
+        std::shared_ptr<Exchange> dying(std::move(*it));
+        exchanges_.erase(it);
+        after(std::chrono::milliseconds(0), [dying, then = std::move(then)] {
+          if (then) then();
+        });
+        return;
+      }
+    }
+  }
+
+  event_base* base_;
+  UpstreamPool& pool_;
+  ProxyCredentials& credentials_;
+  std::list<std::unique_ptr<Exchange>> exchanges_;
+  Exchange* watch_ = nullptr;
+  struct Timer {
+    Transport* transport;
+    std::function<void()> fn;
+    event* ev = nullptr;
+    ~Timer() {
+      if (ev != nullptr) event_free(ev);
+    }
+  };
+  static void onTimer(evutil_socket_t, short, void* p) {
+    auto* timer = static_cast<Timer*>(p);
+    std::function<void()> fn = std::move(timer->fn);
+    timer->transport->timers_.remove_if([timer](const std::unique_ptr<Timer>& t) { return t.get() == timer; });
+    fn();  // may schedule more timers or destroy exchanges
+  }
+  std::list<std::unique_ptr<Timer>> timers_;
+};
+
+struct CacheManager::Cached {
+  std::string name;  // as configured
+  cache::ResourceInfo info;
+  std::unique_ptr<cache::Store> store = std::make_unique<cache::Store>();
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<cache::Reflector> reflector;
+  std::string discovery_error = "not discovered yet";
+};
+
+CacheManager::CacheManager(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials,
+                           std::vector<std::string> resources, Metrics& metrics)
+    : base_(base), pool_(pool), credentials_(credentials), metrics_(metrics),
+      discovery_(std::make_unique<Transport>(base, pool, credentials)) {
+  for (auto& r : resources) {
+    auto c = std::make_unique<Cached>();
+    c->name = std::move(r);
+    cached_.push_back(std::move(c));
+  }
+  for (const auto& c : cached_) {
+    Cached* cp = c.get();
+    const std::string labels = "resource=\"" + cp->name + "\"";
+    metrics_.addGauge("kube_cache_proxy_cache_objects", labels, "Objects held in the cache.",
+                      [cp] { return double(cp->store->stats().objects); });
+    metrics_.addGauge("kube_cache_proxy_cache_bytes", labels + ",encoding=\"json\"",
+                      "Bytes of object encodings held in the cache.",
+                      [cp] { return double(cp->store->stats().json_bytes); });
+    metrics_.addGauge("kube_cache_proxy_cache_resource_version", labels,
+                      "The resourceVersion the cache is at.",
+                      [cp] { return double(cp->store->stats().resource_version); });
+    metrics_.addGauge("kube_cache_proxy_cache_snapshots", labels, "Snapshots held for continue tokens.",
+                      [cp] { return double(cp->store->stats().snapshots); });
+    metrics_.addGauge("kube_cache_proxy_cache_history_events", labels, "Events held for watch resume.",
+                      [cp] { return double(cp->store->stats().history_events); });
+    metrics_.addGauge("kube_cache_proxy_cache_relists", labels, "Relists since start (410 or errors).",
+                      [cp] { return cp->reflector ? double(cp->reflector->relists()) : 0.0; });
+    metrics_.addGauge("kube_cache_proxy_cache_reconnects", labels, "Watch reconnects since start.",
+                      [cp] { return cp->reflector ? double(cp->reflector->reconnects()) : 0.0; });
+    metrics_.addGauge("kube_cache_proxy_cache_synced", labels, "1 once the first LIST completed.",
+                      [cp] { return cp->reflector && cp->reflector->synced() ? 1.0 : 0.0; });
+  }
+}
+
+CacheManager::~CacheManager() = default;
+
+void CacheManager::start() {
+  for (size_t i = 0; i < cached_.size(); ++i) discover(i);
+}
+
+void CacheManager::discover(size_t index) {
+  Cached& c = *cached_[index];
+  // "configmaps" -> core group; "deployments.apps" -> group apps.
+  const auto dot = c.name.find('.');
+  const std::string resource = c.name.substr(0, dot);
+  const std::string group = dot == std::string::npos ? "" : c.name.substr(dot + 1);
+  const auto retry = [this, index](std::string why) {
+    cached_[index]->discovery_error = why;
+    log::warning("cache discovery failed; retrying", {{"resource", cached_[index]->name}, {"reason", why}});
+    discovery_->after(std::chrono::seconds(2), [this, index] { discover(index); });
+  };
+  const auto find_in = [this, index, resource, group, retry](const std::string& group_version) {
+    const std::string path = group.empty() ? "/api/" + group_version : "/apis/" + group_version;
+    discovery_->get(path, [this, index, resource, group_version, path, retry](int status, std::string body) {
+      rapidjson::Document doc;
+      doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
+      if (status != 200 || doc.HasParseError() || !doc.IsObject() || !doc.HasMember("resources") ||
+          !doc["resources"].IsArray()) {
+        retry("discovery " + path + " answered " + std::to_string(status));
+        return;
+      }
+      for (const auto& r : doc["resources"].GetArray()) {
+        if (!r.IsObject() || !r.HasMember("name") || !r["name"].IsString() || resource != r["name"].GetString()) continue;
+        Cached& c = *cached_[index];
+        c.info = {(path + "/" + resource), r.HasMember("kind") && r["kind"].IsString() ? r["kind"].GetString() : "",
+                  group_version};
+        c.discovery_error.clear();
+        c.transport = std::make_unique<Transport>(base_, pool_, credentials_);
+        c.reflector = std::make_unique<cache::Reflector>(c.info, *c.store, *c.transport);
+        log::info("caching", {{"resource", c.name}, {"path", c.info.path}, {"kind", c.info.kind}});
+        c.reflector->start();
+        return;
+      }
+      retry("no resource " + resource + " in " + path);
+    });
+  };
+  if (group.empty()) {
+    find_in("v1");
+    return;
+  }
+  discovery_->get("/apis/" + group, [group, find_in, retry](int status, std::string body) {
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
+    if (status != 200 || doc.HasParseError() || !doc.IsObject() || !doc.HasMember("preferredVersion") ||
+        !doc["preferredVersion"].IsObject() || !doc["preferredVersion"].HasMember("groupVersion") ||
+        !doc["preferredVersion"]["groupVersion"].IsString()) {
+      retry("no API group " + group + " (HTTP " + std::to_string(status) + ")");
+      return;
+    }
+    find_in(doc["preferredVersion"]["groupVersion"].GetString());
+  });
+}
+
+bool CacheManager::synced() const {
+  for (const auto& c : cached_) {
+    if (!c->reflector || !c->reflector->synced()) return false;
+  }
+  return true;
+}
+
+std::string CacheManager::notSyncedReason() const {
+  for (const auto& c : cached_) {
+    if (!c->reflector) return c->name + ": " + c->discovery_error;
+    if (!c->reflector->synced()) return c->name + ": not synced yet (" + c->reflector->lastError() + ")";
+  }
+  return "";
+}
+
+std::string CacheManager::debugList(const std::string& resource) const {
+  for (const auto& c : cached_) {
+    if (c->name != resource) continue;
+    const auto snap = c->store->current();
+    std::string out = R"({"resourceVersion":")" + std::to_string(snap->resource_version) + R"(","items":[)";
+    bool first = true;
+    for (auto cur = snap->objects.lowerBound(); cur.valid(); cur.next()) {
+      if (!first) out += ',';
+      first = false;
+      out += cur.object()->json;
+    }
+    return out + "]}\n";
+  }
+  return "";
+}
+
+}  // namespace kcp::proxy

@@ -1,0 +1,55 @@
+// Runs the cache on one event loop (the admin loop): resolves the resources
+// named by --cache-resources through upstream discovery, and keeps a
+// Reflector and a Store per resource, fed over the proxy's own upstream
+// connections. Nothing is served from the cache yet; /readyz waits for every
+// reflector's first sync and /metrics reports what is held.
+#pragma once
+
+#include <event2/event.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cache/reflector.h"
+#include "cache/store.h"
+#include "proxy/exchange.h"
+#include "proxy/metrics.h"
+#include "proxy/proxy_router.h"
+#include "proxy/upstream.h"
+
+namespace kcp::proxy {
+
+class CacheManager {
+ public:
+  // `resources`: names like "configmaps", "pods", "deployments.apps",
+  // "widgets.example.com". `pool` and `credentials` outlive the manager.
+  CacheManager(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials,
+               std::vector<std::string> resources, Metrics& metrics);
+  ~CacheManager();
+
+  // Starts discovery, then one reflector per resource.
+  void start();
+  // True once every configured resource has completed its first LIST.
+  bool synced() const;
+  std::string notSyncedReason() const;
+
+  // The cache's contents for one resource (name as configured) as a JSON
+  // LIST body at the cache's resourceVersion: for tests and debugging.
+  std::string debugList(const std::string& resource) const;
+
+ private:
+  class Transport;
+  struct Cached;
+  void discover(size_t index);
+
+  event_base* base_;
+  UpstreamPool& pool_;
+  ProxyCredentials& credentials_;
+  Metrics& metrics_;
+  std::unique_ptr<Transport> discovery_;
+  std::vector<std::unique_ptr<Cached>> cached_;
+};
+
+}  // namespace kcp::proxy
