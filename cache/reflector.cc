@@ -1,5 +1,7 @@
 #include "cache/reflector.h"
 
+#include <cstdio>
+
 #include "cache/json_scan.h"
 #include "config/log.h"
 
@@ -25,7 +27,10 @@ ObjectPtr Reflector::toObject(std::string_view bytes, std::string* error) const 
 
 void Reflector::list(const std::string& continue_token) {
   state_ = State::kListing;
-  if (continue_token.empty()) listed_.clear();
+  if (continue_token.empty()) {
+    listed_.clear();
+    list_started_ = std::chrono::steady_clock::now();
+  }
   // The first page is a consistent read; later pages continue its snapshot.
   std::string path = resource_.path + "?limit=500";
   if (!continue_token.empty()) path += "&continue=" + continue_token;
@@ -60,9 +65,16 @@ void Reflector::onListPage(int status, const std::string& body) {
     return;
   }
   const auto diff = store_.replace(listed_, list_rv_);
-  log::verbose(synced_ ? 0 : 1, synced_ ? "relisted" : "listed",
-               {{"resource", resource_.path}, {"objects", std::to_string(listed_.size())},
-                {"resourceVersion", std::to_string(list_rv_)}, {"changes", std::to_string(diff.size())}});
+  size_t bytes = 0;
+  for (const auto& o : listed_) bytes += o->json.size();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - list_started_).count();
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.2f", seconds);
+  // One progress line per resource and (re)list: what it holds and what it took.
+  log::info(synced_ ? "relisted" : "synced",
+            {{"resource", resource_.path}, {"objects", std::to_string(listed_.size())},
+             {"bytes", std::to_string(bytes)}, {"seconds", secs}, {"resourceVersion", std::to_string(list_rv_)},
+             {"changes", std::to_string(diff.size())}});
   listed_.clear();
   synced_ = true;
   backoff_ = std::chrono::milliseconds(0);

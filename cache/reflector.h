@@ -74,6 +74,7 @@ class Reflector {
   std::atomic<bool> synced_{false};
   std::vector<ObjectPtr> listed_;  // pages of the LIST in progress
   uint64_t list_rv_ = 0;
+  std::chrono::steady_clock::time_point list_started_;
   std::atomic<uint64_t> relists_{0};
   std::atomic<uint64_t> reconnects_{0};
   std::chrono::milliseconds backoff_{0};
