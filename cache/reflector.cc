@@ -47,6 +47,7 @@ void Reflector::onListPage(int status, const std::string& body) {
     return;
   }
   std::string error;
+  sorted_list_keys_ = body.starts_with("{\"apiVersion\"");
   auto page = scanJsonList(body, &error);
   if (!page || !parseResourceVersion(page->resource_version, list_rv_)) {
     retry("LIST body unusable: " + (page ? "no resourceVersion" : error), true);

@@ -55,6 +55,9 @@ class Reflector {
   bool synced() const { return synced_; }
   uint64_t relists() const { return relists_; }
   uint64_t reconnects() const { return reconnects_; }
+  // Whether kube-apiserver writes this resource's lists with sorted keys
+  // ({"apiVersion":...}: custom resources) rather than kind first (typed).
+  bool sortedListKeys() const { return sorted_list_keys_; }
   const std::string& lastError() const { return last_error_; }
 
  private:
@@ -72,6 +75,7 @@ class Reflector {
   std::mt19937 rnd_;
   State state_ = State::kListing;
   std::atomic<bool> synced_{false};
+  std::atomic<bool> sorted_list_keys_{false};
   std::vector<ObjectPtr> listed_;  // pages of the LIST in progress
   uint64_t list_rv_ = 0;
   std::chrono::steady_clock::time_point list_started_;

@@ -242,6 +242,21 @@ void CacheManager::discover(size_t index) {
         c.transport = std::make_unique<Transport>(base_, pool_, credentials_);
         c.reflector = std::make_unique<cache::Reflector>(c.info, *c.store, *c.transport);
         log::info("caching", {{"resource", c.name}, {"path", c.info.path}, {"kind", c.info.kind}});
+        auto served = std::make_shared<CachedResource>();
+        const auto slash = group_version.find('/');
+        served->group = slash == std::string::npos ? "" : group_version.substr(0, slash);
+        served->version = slash == std::string::npos ? group_version : group_version.substr(slash + 1);
+        served->resource = resource;
+        served->kind = c.info.kind;
+        served->list_kind = c.info.kind + "List";
+        served->group_version = group_version;
+        served->namespaced = r.HasMember("namespaced") && r["namespaced"].IsBool() && r["namespaced"].GetBool();
+        served->store = c.store.get();
+        served->reflector = c.reflector.get();
+        {
+          std::lock_guard lock(registry_mu_);
+          registry_.push_back(std::move(served));
+        }
         c.reflector->start();
         return;
       }
@@ -263,6 +278,15 @@ void CacheManager::discover(size_t index) {
     }
     find_in(doc["preferredVersion"]["groupVersion"].GetString());
   });
+}
+
+std::shared_ptr<const CachedResource> CacheManager::find(std::string_view group, std::string_view version,
+                                                        std::string_view resource) const {
+  std::lock_guard lock(registry_mu_);
+  for (const auto& r : registry_) {
+    if (r->group == group && r->version == version && r->resource == resource && r->reflector->synced()) return r;
+  }
+  return nullptr;
 }
 
 bool CacheManager::synced() const {

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 
 #include <atomic>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,16 @@
 #include "proxy/upstream.h"
 
 namespace kcp::proxy {
+
+// A cached resource as request routing sees it. The store and reflector
+// outlive every request (the manager is destroyed after the workers).
+struct CachedResource {
+  std::string group, version, resource;
+  std::string kind, list_kind, group_version;
+  bool namespaced = true;
+  cache::Store* store = nullptr;
+  const cache::Reflector* reflector = nullptr;
+};
 
 class CacheManager {
  public:
@@ -34,6 +45,10 @@ class CacheManager {
   // True once every configured resource has completed its first LIST.
   bool synced() const;
   std::string notSyncedReason() const;
+
+  // Thread-safe: the synced cached resource for group/version/resource, or null.
+  std::shared_ptr<const CachedResource> find(std::string_view group, std::string_view version,
+                                             std::string_view resource) const;
 
   // The cache's contents for one resource (name as configured) as a JSON
   // LIST body at the cache's resourceVersion: for tests and debugging.
@@ -50,6 +65,8 @@ class CacheManager {
   Metrics& metrics_;
   std::unique_ptr<Transport> discovery_;
   std::vector<std::unique_ptr<Cached>> cached_;
+  mutable std::mutex registry_mu_;
+  std::vector<std::shared_ptr<const CachedResource>> registry_;  // discovered resources, for workers
 };
 
 }  // namespace kcp::proxy

@@ -124,15 +124,6 @@ int run(const config::ProxyOptions& opts) {
   std::vector<ListenSpec> listens = {{opts.listen, server_ctx.get()}};
   if (!opts.listen_insecure.empty()) listens.push_back({opts.listen_insecure, nullptr});
   const int n_workers = opts.workers > 0 ? opts.workers : int(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::unique_ptr<Worker>> workers;
-  for (int i = 0; i < n_workers; ++i) {
-    Metrics::Shard& shard = metrics.addShard();
-    workers.push_back(std::make_unique<Worker>(
-        "worker-" + std::to_string(i), listens, limits, shard, [&](Worker& w) -> std::unique_ptr<Router> {
-          return std::make_unique<ProxyRouter>(w.base(), target, proxy_ctx.get(), passthrough_ctx.get(), credentials,
-                                               opts.upstream_dial_timeout, opts.upstream_keepalive, w.metrics());
-        }));
-  }
   // The main thread runs the admin listener, the readiness probe and signals.
   AdminRouter* admin_router = nullptr;
   std::vector<ListenSpec> admin_listens;
@@ -153,6 +144,17 @@ int run(const config::ProxyOptions& opts) {
     cache = std::make_unique<CacheManager>(admin.base(), *cache_pool, credentials, opts.cache_resources, metrics);
     if (admin_router != nullptr) admin_router->setCache(cache.get());
     cache->start();
+  }
+  // Workers last: destroyed first, before the cache their routers read.
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int i = 0; i < n_workers; ++i) {
+    Metrics::Shard& shard = metrics.addShard();
+    workers.push_back(std::make_unique<Worker>(
+        "worker-" + std::to_string(i), listens, limits, shard, [&](Worker& w) -> std::unique_ptr<Router> {
+          return std::make_unique<ProxyRouter>(w.base(), target, proxy_ctx.get(), passthrough_ctx.get(), credentials,
+                                               opts.upstream_dial_timeout, opts.upstream_keepalive, w.metrics(),
+                                               cache.get());
+        }));
   }
   for (auto& w : workers) w->start();
 

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include "config/log.h"
+#include "proxy/cache_manager.h"
+#include "proxy/cached_list.h"
 #include "proxy/forwarder.h"
 #include "proxy/request_info.h"
 #include "proxy/upgrade_tunnel.h"
@@ -40,7 +42,7 @@ std::string ProxyCredentials::bearerToken() {
 ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx,
                          SSL_CTX* passthrough_ctx, ProxyCredentials& credentials,
                          std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive,
-                         Metrics::Shard& metrics)
+                         Metrics::Shard& metrics, const CacheManager* cache)
     : base_(base),
       target_(target),
       proxy_ctx_(proxy_ctx),
@@ -50,10 +52,60 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
       as_client_(base, target, passthrough_ctx, dial_timeout, keepalive, "client-credentials",
                  &metrics.upstream_connections),
       credentials_(credentials),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      cache_(cache) {}
+
+namespace {
+
+// The LISTs the cache answers exactly today: resourceVersion=0 (any state the
+// cache holds is allowed), JSON, no selectors, no paging, no server-side
+// transformation, and not pretty-printed (kube-apiserver pretty-prints for
+// curl, wget and browsers). Everything else is forwarded.
+bool cacheCanAnswer(const RequestHead& head, const RequestInfo& info) {
+  if (info.verb != "list" || !info.subresource.empty() || head.method != "GET") return false;
+  const auto q = head.path.find('?');
+  if (q == std::string::npos) return false;
+  std::string_view query = std::string_view(head.path).substr(q + 1);
+  bool rv0 = false;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const size_t eq = pair.find('=');
+    const std::string_view key = pair.substr(0, eq);
+    const std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    if (key == "resourceVersion" && value == "0") {
+      rv0 = true;
+    } else if (key != "timeout") {
+      return false;
+    }
+  }
+  if (!rv0) return false;
+  if (const std::string* accept = head.header("accept");
+      accept != nullptr && !accept->empty() && *accept != "*/*" && !accept->starts_with("application/json")) {
+    return false;
+  }
+  if (const std::string* ua = head.header("user-agent");
+      ua != nullptr && (ua->starts_with("curl") || ua->starts_with("Wget") || ua->starts_with("Mozilla/5.0"))) {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& stream) {
   RequestInfo info = parseRequestInfo(head.method, head.path);
+  // Served from the cache only for requests that act as the proxy (no
+  // credentials of their own): the proxy may read what it caches, and that is
+  // all such a request could do upstream. Requests with their own
+  // credentials are forwarded until they can be authorized here (issue 7).
+  if (cache_ != nullptr && head.header("authorization") == nullptr && cacheCanAnswer(head, info)) {
+    if (auto cached = cache_->find(info.api_group, info.api_version, info.resource);
+        cached && (cached->namespaced || info.namespace_.empty())) {
+      return std::make_unique<CachedList>(*cached, info.namespace_, stream, metrics_, head.path);
+    }
+  }
   RequestHead up = head;
   std::erase_if(up.headers, [](const Header& h) { return isHopByHop(h.name); });
   // Identity (until client authentication lands): a client's own

@@ -9,6 +9,7 @@
 
 #include "config/kubeconfig.h"
 #include "proxy/exchange.h"
+#include "proxy/request_info.h"
 #include "proxy/metrics.h"
 #include "proxy/upstream.h"
 
@@ -33,14 +34,17 @@ class ProxyCredentials {
   int64_t file_mtime_ns_ = -1;
 };
 
+class CacheManager;
+
 class ProxyRouter : public Router {
  public:
   // `proxy_ctx` presents the proxy's client certificate (if any);
   // `passthrough_ctx` presents none, for requests carrying their own
   // credentials. Both must outlive the router.
+  // `cache` (may be null) answers the LISTs it can answer exactly.
   ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx, SSL_CTX* passthrough_ctx,
               ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout,
-              std::chrono::milliseconds keepalive, Metrics::Shard& metrics);
+              std::chrono::milliseconds keepalive, Metrics::Shard& metrics, const CacheManager* cache);
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
 
  private:
@@ -53,6 +57,7 @@ class ProxyRouter : public Router {
   UpstreamPool as_client_;
   ProxyCredentials& credentials_;
   Metrics::Shard& metrics_;
+  const CacheManager* cache_;
 };
 
 }  // namespace kcp::proxy
