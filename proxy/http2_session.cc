@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/log.h"
+#include "proxy/nghttp2_io.h"
 #include "proxy/static_response.h"
 
 namespace kcp::proxy {
@@ -28,16 +29,11 @@ class Http2Session::Stream : public DownstreamStream {
     if (response_submitted_) return;
     response_submitted_ = true;
     const std::string status = std::to_string(head.status);
+    static const std::string kStatus = ":status";
     std::vector<nghttp2_nv> nva;
     nva.reserve(head.headers.size() + 1);
-    const auto add = [&nva](const std::string& n, const std::string& v) {
-      nva.push_back({const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(n.data())),
-                     const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(v.data())), n.size(), v.size(),
-                     NGHTTP2_NV_FLAG_NONE});
-    };
-    static const std::string kStatus = ":status";
-    add(kStatus, status);
-    for (const auto& h : head.headers) add(h.name, h.value);
+    nva.push_back(headerEntry(kStatus, status));
+    for (const auto& h : head.headers) nva.push_back(headerEntry(h.name, h.value));
     nghttp2_data_provider body{};
     body.read_callback = onReadResponseBody;
     const int rv = nghttp2_submit_response(session_.session_, id_, nva.data(), nva.size(), end_stream ? nullptr : &body);
@@ -97,20 +93,14 @@ Http2Session::~Http2Session() {
 }
 
 void Http2Session::start() {
-  nghttp2_session_callbacks* cbs;
-  nghttp2_session_callbacks_new(&cbs);
-  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, onBeginHeaders);
-  nghttp2_session_callbacks_set_on_header_callback(cbs, onHeader);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, onFrameRecv);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, onDataChunk);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, onStreamClose);
-  nghttp2_session_callbacks_set_send_data_callback(cbs, onSendData);
-  nghttp2_option* opt;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  const int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
-  nghttp2_option_del(opt);
-  nghttp2_session_callbacks_del(cbs);
+  const int rv = newSession(&session_, true, this, [](nghttp2_session_callbacks* cbs) {
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, onBeginHeaders);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, onHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, onFrameRecv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, onDataChunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, onStreamClose);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, onSendData);
+  });
   if (rv != 0) {
     close("nghttp2 session creation failed");
     return;
@@ -163,36 +153,21 @@ void Http2Session::onEventCb(bufferevent*, short what, void* p) {
 void Http2Session::onRead() {
   if (closing_ || finishing_) return;
   evbuffer* in = bufferevent_get_input(bev_);
-  while (evbuffer_get_length(in) > 0) {
-    evbuffer_iovec v;
-    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
-    const ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(v.iov_base), v.iov_len);
-    if (n < 0) {
-      log::verbose(1, "HTTP/2 protocol error from client", {{"client", peer_.address}, {"error", nghttp2_strerror(int(n))}});
-      nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
-      evbuffer_drain(in, evbuffer_get_length(in));
-      bufferevent_disable(bev_, EV_READ);
-      flush();
-      return;
-    }
-    evbuffer_drain(in, size_t(n));
-    if (closing_) return;
+  if (const ssize_t err = receiveInto(session_, in, [this] { return closing_; }); err < 0) {
+    log::verbose(1, "HTTP/2 protocol error from client", {{"client", peer_.address}, {"error", nghttp2_strerror(int(err))}});
+    nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_disable(bev_, EV_READ);
   }
-  flush();
+  if (!closing_) flush();
 }
 
 void Http2Session::flush() {
   if (closing_ || session_ == nullptr) return;
   evbuffer* out = bufferevent_get_output(bev_);
-  while (evbuffer_get_length(out) < kOutputHighWatermark) {
-    const uint8_t* data = nullptr;
-    const ssize_t n = nghttp2_session_mem_send(session_, &data);
-    if (n < 0) {
-      close("send error");
-      return;
-    }
-    if (n == 0) break;
-    evbuffer_add(out, data, size_t(n));
+  if (sendFrom(session_, out, kOutputHighWatermark) < 0) {
+    close("send error");
+    return;
   }
   if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
     // Done (GOAWAY exchanged, or a connection error): the last frames, e.g.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/log.h"
+#include "proxy/nghttp2_io.h"
 #include "proxy/tls.h"
 
 namespace kcp::proxy {
@@ -259,19 +260,13 @@ void UpstreamConnection::onConnected() {
   int one = 1;
   setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
-  nghttp2_session_callbacks* cbs;
-  nghttp2_session_callbacks_new(&cbs);
-  nghttp2_session_callbacks_set_on_header_callback(cbs, onHeader);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, onFrameRecv);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, onDataChunk);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, onStreamClose);
-  nghttp2_session_callbacks_set_send_data_callback(cbs, onSendData);
-  nghttp2_option* opt;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  const int rv = nghttp2_session_client_new2(&session_, cbs, this, opt);
-  nghttp2_option_del(opt);
-  nghttp2_session_callbacks_del(cbs);
+  const int rv = newSession(&session_, false, this, [](nghttp2_session_callbacks* cbs) {
+    nghttp2_session_callbacks_set_on_header_callback(cbs, onHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, onFrameRecv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, onDataChunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, onStreamClose);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, onSendData);
+  });
   if (rv != 0) {
     fail(std::string("nghttp2: ") + nghttp2_strerror(rv));
     return;
@@ -301,20 +296,15 @@ void UpstreamConnection::onConnected() {
 
 void UpstreamConnection::submit(UpstreamStream* s) {
   const UpstreamTarget& t = pool_.target_;
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(s->head_.headers.size() + 4);
-  const auto add = [&nva](const std::string& name, const std::string& value) {
-    nva.push_back({const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
-                   const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())), name.size(),
-                   value.size(), NGHTTP2_NV_FLAG_NONE});
-  };
   static const std::string kMethod = ":method", kScheme = ":scheme", kAuthority = ":authority",
                            kPath = ":path", kHttps = "https";
-  add(kMethod, s->head_.method);
-  add(kScheme, kHttps);
-  add(kAuthority, t.authority);
-  add(kPath, s->head_.path);
-  for (const auto& h : s->head_.headers) add(h.name, h.value);
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(s->head_.headers.size() + 4);
+  nva.push_back(headerEntry(kMethod, s->head_.method));
+  nva.push_back(headerEntry(kScheme, kHttps));
+  nva.push_back(headerEntry(kAuthority, t.authority));
+  nva.push_back(headerEntry(kPath, s->head_.path));
+  for (const auto& h : s->head_.headers) nva.push_back(headerEntry(h.name, h.value));
   nghttp2_data_provider body{};
   body.source.ptr = s;
   body.read_callback = onReadRequestBody;
@@ -369,15 +359,9 @@ void UpstreamConnection::notifyFailed() {
 void UpstreamConnection::flush() {
   if (state_ == State::kDead || session_ == nullptr) return;
   evbuffer* out = bufferevent_get_output(bev_);
-  while (evbuffer_get_length(out) < kOutputHighWatermark) {
-    const uint8_t* data = nullptr;
-    const ssize_t n = nghttp2_session_mem_send(session_, &data);
-    if (n < 0) {
-      fail(std::string("nghttp2 send: ") + nghttp2_strerror(int(n)));
-      return;
-    }
-    if (n == 0) break;
-    evbuffer_add(out, data, size_t(n));
+  if (const ssize_t err = sendFrom(session_, out, kOutputHighWatermark); err < 0) {
+    fail(std::string("nghttp2 send: ") + nghttp2_strerror(int(err)));
+    return;
   }
   if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) &&
       evbuffer_get_length(out) == 0) {
@@ -388,16 +372,11 @@ void UpstreamConnection::flush() {
 void UpstreamConnection::onRead() {
   last_read_ = std::chrono::steady_clock::now();
   ping_sent_ = false;
-  evbuffer* in = bufferevent_get_input(bev_);
-  while (evbuffer_get_length(in) > 0 && state_ != State::kDead) {
-    evbuffer_iovec v;
-    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
-    const ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(v.iov_base), v.iov_len);
-    if (n < 0) {
-      fail(std::string("upstream HTTP/2 protocol error: ") + nghttp2_strerror(int(n)));
-      return;
-    }
-    evbuffer_drain(in, size_t(n));
+  const ssize_t err =
+      receiveInto(session_, bufferevent_get_input(bev_), [this] { return state_ == State::kDead; });
+  if (err < 0) {
+    fail(std::string("upstream HTTP/2 protocol error: ") + nghttp2_strerror(int(err)));
+    return;
   }
   flush();
 }

@@ -1,0 +1,44 @@
+#include "proxy/nghttp2_io.h"
+
+namespace kcp::proxy {
+
+int newSession(nghttp2_session** session, bool server, void* user_data,
+               const std::function<void(nghttp2_session_callbacks*)>& set_callbacks) {
+  nghttp2_session_callbacks* cbs;
+  if (const int rv = nghttp2_session_callbacks_new(&cbs); rv != 0) return rv;
+  set_callbacks(cbs);
+  nghttp2_option* opt;
+  if (const int rv = nghttp2_option_new(&opt); rv != 0) {
+    nghttp2_session_callbacks_del(cbs);
+    return rv;
+  }
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  const int rv = server ? nghttp2_session_server_new2(session, cbs, user_data, opt)
+                        : nghttp2_session_client_new2(session, cbs, user_data, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  return rv;
+}
+
+ssize_t receiveInto(nghttp2_session* session, evbuffer* in, const std::function<bool()>& stop) {
+  while (evbuffer_get_length(in) > 0 && !stop()) {
+    evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
+    const ssize_t n = nghttp2_session_mem_recv(session, static_cast<const uint8_t*>(v.iov_base), v.iov_len);
+    if (n < 0) return n;
+    evbuffer_drain(in, size_t(n));
+  }
+  return 0;
+}
+
+ssize_t sendFrom(nghttp2_session* session, evbuffer* out, size_t high_watermark) {
+  while (evbuffer_get_length(out) < high_watermark) {
+    const uint8_t* data = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(session, &data);
+    if (n <= 0) return n;
+    evbuffer_add(out, data, size_t(n));
+  }
+  return 0;
+}
+
+}  // namespace kcp::proxy
