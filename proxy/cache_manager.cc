@@ -49,7 +49,7 @@ class CacheManager::Transport : public cache::ReflectorTransport {
     raw->fn = std::move(fn);
     raw->ev = evtimer_new(base_, onTimer, raw);
     timers_.push_back(std::move(timer));
-    const timeval tv{time_t(delay.count() / 1000), suseconds_t((delay.count() % 1000) * 1000)};
+    const timeval tv = timevalOf(delay);
     evtimer_add(raw->ev, &tv);
   }
 

@@ -2,7 +2,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -24,34 +23,17 @@ UpgradeTunnel::UpgradeTunnel(event_base* base, const UpstreamTarget& target, SSL
     : downstream_(downstream), metrics_(metrics), path_(head.path), start_(std::chrono::steady_clock::now()) {
   metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
   dial_timer_ = evtimer_new(base, onDialTimeoutCb, this);
-  const auto ms = dial_timeout.count();
-  const timeval tv{time_t(ms / 1000), suseconds_t((ms % 1000) * 1000)};
-  evtimer_add(dial_timer_, &tv);
-
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  SSL* ssl = SSL_new(ssl_ctx);
-  if (getaddrinfo(target.host.c_str(), target.port.c_str(), &hints, &res) != 0 || ssl == nullptr ||
-      !prepareUpstreamSsl(ssl, target.host, target.tls_server_name, target.verify, {"http/1.1"})) {
-    if (ssl != nullptr) SSL_free(ssl);
-    if (res != nullptr) freeaddrinfo(res);
-    bev_ = nullptr;
-    // Report on the next turn (the session is still setting this handler up).
-    event_active(dial_timer_, 0, 0);
+  const timeval dial = timevalOf(dial_timeout);
+  evtimer_add(dial_timer_, &dial);
+  bev_ = connectUpstream(base, target, ssl_ctx, {"http/1.1"}, &connect_error_);
+  if (bev_ == nullptr) {
+    event_active(dial_timer_, 0, 0);  // report on the next turn: the session is still setting this handler up
     return;
   }
-  bev_ = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
   bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
   bufferevent_setcb(bev_, onReadCb, onWriteCb, onEventCb, this);
   bufferevent_setwatermark(bev_, EV_READ, 0, kBufferLimit);
   bufferevent_setwatermark(bev_, EV_WRITE, kBufferLimit / 2, 0);
-  const int rc = bufferevent_socket_connect(bev_, res->ai_addr, int(res->ai_addrlen));
-  freeaddrinfo(res);
-  if (rc != 0) {
-    event_active(dial_timer_, 0, 0);
-    return;
-  }
   // The request head, as kube-apiserver expects an upgrade: over HTTP/1.1.
   evbuffer* out = bufferevent_get_output(bev_);
   evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n",
@@ -77,7 +59,8 @@ UpgradeTunnel::~UpgradeTunnel() {
 }
 
 void UpgradeTunnel::onDialTimeoutCb(evutil_socket_t, short, void* p) {
-  static_cast<UpgradeTunnel*>(p)->fail("cannot connect to upstream for the upgrade");
+  auto& t = *static_cast<UpgradeTunnel*>(p);
+  t.fail(t.connect_error_.empty() ? "timed out connecting to upstream for the upgrade" : t.connect_error_);
 }
 
 void UpgradeTunnel::fail(const std::string& reason) {

@@ -43,6 +43,7 @@ class UpgradeTunnel : public RequestHandler {
   std::string path_;
   bufferevent* bev_ = nullptr;
   event* dial_timer_ = nullptr;
+  std::string connect_error_;  // why the connection could not even start
   std::string response_buffer_;  // our own error response when upstream was unreachable
   size_t pending_consumed_ = 0;  // client bytes written upstream, not yet reported consumed
   bool upstream_closed_ = false;

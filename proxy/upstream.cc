@@ -58,6 +58,34 @@ UpstreamTarget parseUpstreamServer(const config::UpstreamConfig& cfg) {
   return t;
 }
 
+bufferevent* connectUpstream(event_base* base, const UpstreamTarget& target, SSL_CTX* ssl_ctx,
+                             const std::vector<std::string>& alpn, std::string* error) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (const int rc = getaddrinfo(target.host.c_str(), target.port.c_str(), &hints, &res); rc != 0) {
+    *error = "cannot resolve " + target.host + ": " + gai_strerror(rc);
+    return nullptr;
+  }
+  SSL* ssl = SSL_new(ssl_ctx);
+  if (ssl == nullptr || !prepareUpstreamSsl(ssl, target.host, target.tls_server_name, target.verify, alpn)) {
+    if (ssl != nullptr) SSL_free(ssl);
+    freeaddrinfo(res);
+    *error = "TLS setup: " + drainOpensslErrors();
+    return nullptr;
+  }
+  bufferevent* bev =
+      bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+  const int rc = bufferevent_socket_connect(bev, res->ai_addr, int(res->ai_addrlen));
+  freeaddrinfo(res);
+  if (rc != 0) {
+    bufferevent_free(bev);
+    *error = "cannot connect to " + target.authority;
+    return nullptr;
+  }
+  return bev;
+}
+
 // One HTTP/2 connection to upstream and the streams on it.
 class UpstreamConnection {
  public:
@@ -191,38 +219,17 @@ void UpstreamStream::resumeRequestBody() { conn_->resume(this); }
 void UpstreamStream::cancel() { conn_->cancel(this); }
 
 void UpstreamConnection::connect() {
-  const UpstreamTarget& t = pool_.target_;
   flush_ev_ = event_new(pool_.base_, -1, 0, onFlushCb, this);
   dial_timer_ = evtimer_new(pool_.base_, onDialTimeoutCb, this);
-  const auto ms = pool_.dial_timeout_.count();
-  timeval tv{time_t(ms / 1000), suseconds_t((ms % 1000) * 1000)};
-  evtimer_add(dial_timer_, &tv);
-
-  // getaddrinfo blocks, but kube-apiserver is normally an IP (in-cluster,
-  // kubeconfigs) and this runs only when a new connection is opened.
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (const int rc = getaddrinfo(t.host.c_str(), t.port.c_str(), &hints, &res); rc != 0) {
-    fail("cannot resolve " + t.host + ": " + gai_strerror(rc));
+  const timeval dial = timevalOf(pool_.dial_timeout_);
+  evtimer_add(dial_timer_, &dial);
+  std::string error;
+  bev_ = connectUpstream(pool_.base_, pool_.target_, pool_.ssl_ctx_, {"h2"}, &error);
+  if (bev_ == nullptr) {
+    fail(error);
     return;
   }
-  SSL* ssl = SSL_new(pool_.ssl_ctx_);
-  if (ssl == nullptr || !prepareUpstreamSsl(ssl, t.host, t.tls_server_name, t.verify, {"h2"})) {
-    if (ssl != nullptr) SSL_free(ssl);
-    freeaddrinfo(res);
-    fail("TLS setup: " + drainOpensslErrors());
-    return;
-  }
-  bev_ = bufferevent_openssl_socket_new(pool_.base_, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                        BEV_OPT_CLOSE_ON_FREE);
   bufferevent_setcb(bev_, onReadCb, onWriteCb, onEventCb, this);
-  const int rc = bufferevent_socket_connect(bev_, res->ai_addr, int(res->ai_addrlen));
-  freeaddrinfo(res);
-  if (rc != 0) {
-    fail("cannot connect to " + t.authority);
-    return;
-  }
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
 }
 
@@ -285,8 +292,7 @@ void UpstreamConnection::onConnected() {
   last_read_ = std::chrono::steady_clock::now();
   if (pool_.keepalive_.count() > 0) {
     liveness_timer_ = event_new(pool_.base_, -1, EV_PERSIST, onLivenessCb, this);
-    const auto tick_ms = std::max<int64_t>(100, pool_.keepalive_.count() / 4);
-    const timeval tick{time_t(tick_ms / 1000), suseconds_t((tick_ms % 1000) * 1000)};
+    const timeval tick = timevalOf(std::max(std::chrono::milliseconds(100), pool_.keepalive_ / 4));
     event_add(liveness_timer_, &tick);
   }
   log::verbose(2, "upstream connection ready", {{"pool", pool_.name_}, {"upstream", pool_.target_.authority}});

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
@@ -20,6 +21,7 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/kubeconfig.h"
 #include "proxy/http.h"
@@ -81,6 +83,19 @@ struct UpstreamTarget {
 
 // Parses "https://host:port" (IPv6 in brackets, default port 443).
 UpstreamTarget parseUpstreamServer(const config::UpstreamConfig& cfg);
+
+// Starts a TLS connection to `target` offering `alpn`: the returned
+// bufferevent (owning its socket and SSL) reports BEV_EVENT_CONNECTED or an
+// error later. Null, with `error` set, when it cannot even start.
+// getaddrinfo blocks, but kube-apiserver is normally an IP (in-cluster,
+// kubeconfigs) and this runs only when a new connection is opened.
+bufferevent* connectUpstream(event_base* base, const UpstreamTarget& target, SSL_CTX* ssl_ctx,
+                             const std::vector<std::string>& alpn, std::string* error);
+
+// A duration as libevent's timers take it.
+inline timeval timevalOf(std::chrono::milliseconds d) {
+  return {time_t(d.count() / 1000), suseconds_t((d.count() % 1000) * 1000)};
+}
 
 class UpstreamPool {
  public:
