@@ -1,6 +1,5 @@
 #include "proxy/cached_list.h"
 
-#include "config/log.h"
 
 namespace kcp::proxy {
 namespace {
@@ -11,34 +10,23 @@ void releaseObject(const void*, size_t, void* arg) { delete static_cast<cache::O
 
 }  // namespace
 
-CachedList::CachedList(const CachedResource& resource, const std::string& namespace_, DownstreamStream& stream,
-                       Metrics::Shard& metrics, std::string path)
+CachedList::CachedList(const CachedResource& resource, const RequestHead& head, const RequestInfo& info,
+                       DownstreamStream& stream, Metrics::Shard& metrics)
     : snapshot_(resource.store->current()),
-      prefix_(namespace_.empty() ? "" : namespace_ + "/"),
+      prefix_(info.namespace_.empty() ? "" : info.namespace_ + "/"),
       frame_(encoder::jsonListFrame(resource.list_kind, resource.group_version, snapshot_->resource_version,
                                     resource.reflector->sortedListKeys())),
       staged_(evbuffer_new()),
-      metrics_(metrics),
-      path_(std::move(path)),
-      start_(std::chrono::steady_clock::now()) {
-  metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
+      record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
   cursor_ = snapshot_->objects.lowerBound(prefix_);
   evbuffer_add(staged_, frame_.head.data(), frame_.head.size());
-  ResponseHead head;
-  head.status = 200;
-  head.headers = {{"cache-control", "no-cache, private"}, {"content-type", "application/json"}};
-  stream.submitResponse(head, false);
+  ResponseHead response;
+  response.status = 200;
+  response.headers = {{"cache-control", "no-cache, private"}, {"content-type", "application/json"}};
+  stream.submitResponse(response, false);
 }
 
-CachedList::~CachedList() {
-  evbuffer_free(staged_);
-  metrics_.in_flight.fetch_sub(1, std::memory_order_relaxed);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  metrics_.recordRequest("list", "", done_ ? 200 : 499, "cache", seconds, 0, bytes_out_);
-  log::verbose(1, "request", {{"verb", "list"}, {"path", path_}, {"code", done_ ? "200" : "499"},
-                              {"served_from", "cache"}, {"bytes_out", std::to_string(bytes_out_)},
-                              {"ms", std::to_string(int64_t(seconds * 1000))}});
-}
+CachedList::~CachedList() { evbuffer_free(staged_); }
 
 void CachedList::refill() {
   while (evbuffer_get_length(staged_) < kChunk && cursor_.valid()) {
@@ -55,6 +43,7 @@ void CachedList::refill() {
   if (!cursor_.valid() && !done_) {
     evbuffer_add(staged_, frame_.tail.data(), frame_.tail.size());
     done_ = true;
+    record_.setStatus(200);  // the whole body is on its way; before this, a hang-up counts as 499
   }
 }
 
@@ -66,7 +55,7 @@ size_t CachedList::responseBodyReady(bool* eof) {
 
 void CachedList::pullResponseBody(evbuffer* out, size_t n) {
   evbuffer_remove_buffer(staged_, out, n);
-  bytes_out_ += n;
+  record_.addBytesOut(n);
 }
 
 }  // namespace kcp::proxy

@@ -6,7 +6,6 @@
 
 #include <event2/buffer.h>
 
-#include <chrono>
 #include <string>
 
 #include "cache/store.h"
@@ -14,15 +13,17 @@
 #include "proxy/cache_manager.h"
 #include "proxy/exchange.h"
 #include "proxy/metrics.h"
+#include "proxy/request_info.h"
+#include "proxy/request_record.h"
 
 namespace kcp::proxy {
 
 class CachedList : public RequestHandler {
  public:
-  // Lists `resource` (in `namespace_`, or everywhere when empty) as of the
+  // Lists `resource` (in the request's namespace, or everywhere) as of the
   // current snapshot, and submits the response on `stream`.
-  CachedList(const CachedResource& resource, const std::string& namespace_, DownstreamStream& stream,
-             Metrics::Shard& metrics, std::string path);
+  CachedList(const CachedResource& resource, const RequestHead& head, const RequestInfo& info,
+             DownstreamStream& stream, Metrics::Shard& metrics);
   ~CachedList() override;
 
   void onRequestBody(const uint8_t*, size_t) override {}
@@ -41,10 +42,7 @@ class CachedList : public RequestHandler {
   evbuffer* staged_;  // the next bytes to write, at most a chunk or so
   bool first_item_ = true;
   bool done_ = false;
-  Metrics::Shard& metrics_;
-  std::string path_;
-  uint64_t bytes_out_ = 0;
-  std::chrono::steady_clock::time_point start_;
+  RequestRecord record_;
 };
 
 }  // namespace kcp::proxy

@@ -7,16 +7,13 @@ namespace kcp::proxy {
 
 Forwarder::Forwarder(RequestHead upstream_head, RequestInfo info, DownstreamStream& downstream,
                      UpstreamPool& pool, Metrics::Shard& metrics)
-    : info_(std::move(info)),
-      method_(upstream_head.method),
-      path_(upstream_head.path),
+    : path_(upstream_head.path),
       downstream_(downstream),
-      metrics_(metrics),
+      record_(metrics, info.verb, info.resource, upstream_head.method, upstream_head.path, "upstream",
+              downstream.peer()),
       request_body_(evbuffer_new()),
-      response_body_(evbuffer_new()),
-      start_(std::chrono::steady_clock::now()) {
+      response_body_(evbuffer_new()) {
   request_complete_ = upstream_head.end_stream;
-  metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
   upstream_ = pool.submit(std::move(upstream_head), this);
 }
 
@@ -24,21 +21,10 @@ Forwarder::~Forwarder() {
   if (upstream_ != nullptr) upstream_->cancel();
   evbuffer_free(request_body_);
   evbuffer_free(response_body_);
-  metrics_.in_flight.fetch_sub(1, std::memory_order_relaxed);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const int code = status_ == 0 ? 499 : status_;  // 499: the client went away before a response
-  metrics_.recordRequest(info_.verb, info_.resource, code, "upstream", seconds, bytes_in_, bytes_out_);
-  if (log::enabled(1)) {
-    log::verbose(1, "request", {{"verb", info_.verb}, {"method", method_}, {"path", path_},
-                                {"code", std::to_string(code)}, {"served_from", "upstream"},
-                                {"bytes_out", std::to_string(bytes_out_)},
-                                {"ms", std::to_string(int64_t(seconds * 1000))},
-                                {"client", downstream_.peer().address}, {"protocol", downstream_.peer().protocol}});
-  }
 }
 
 void Forwarder::onRequestBody(const uint8_t* data, size_t len) {
-  bytes_in_ += len;
+  record_.addBytesIn(len);
   if (upstream_ == nullptr) {  // nowhere to send it: let the client go on
     downstream_.consumedRequestBody(len);
     return;
@@ -64,7 +50,7 @@ void Forwarder::pullRequestBody(evbuffer* out, size_t n) {
 
 void Forwarder::onUpstreamResponse(const ResponseHead& head, bool end_stream) {
   response_started_ = true;
-  status_ = head.status;
+  record_.setStatus(head.status);
   ResponseHead down = head;
   std::erase_if(down.headers, [](const Header& h) { return isHopByHop(h.name); });
   downstream_.submitResponse(down, end_stream);
@@ -87,18 +73,17 @@ void Forwarder::onUpstreamError(const std::string& reason) {
     // Part of the response is out: all we can do is make the client see the
     // break, never a silently truncated body.
     log::warning("upstream stream failed mid-response", {{"path", path_}, {"reason", reason}});
-    failed_ = true;
     downstream_.resetStream();
     return;
   }
-  log::warning("upstream unavailable", {{"method", method_}, {"path", path_}, {"reason", reason},
+  log::warning("upstream unavailable", {{"path", path_}, {"reason", reason},
                                         {"client", downstream_.peer().address}});
   const std::string body = encoder::statusJson(
       {503, "ServiceUnavailable", "the kube-apiserver behind kube-cache-proxy is unavailable: " + reason, {}});
   evbuffer_add(response_body_, body.data(), body.size());
   response_started_ = true;
   response_complete_ = true;
-  status_ = 503;
+  record_.setStatus(503);
   ResponseHead head;
   head.status = 503;
   head.content_length = int64_t(body.size());
@@ -115,7 +100,7 @@ size_t Forwarder::responseBodyReady(bool* eof) {
 
 void Forwarder::pullResponseBody(evbuffer* out, size_t n) {
   evbuffer_remove_buffer(response_body_, out, n);
-  bytes_out_ += n;
+  record_.addBytesOut(n);
   if (upstream_ != nullptr) upstream_->consume(n);
 }
 

@@ -6,12 +6,12 @@
 
 #include <event2/buffer.h>
 
-#include <chrono>
 #include <string>
 
 #include "proxy/exchange.h"
 #include "proxy/metrics.h"
 #include "proxy/request_info.h"
+#include "proxy/request_record.h"
 #include "proxy/upstream.h"
 
 namespace kcp::proxy {
@@ -40,22 +40,15 @@ class Forwarder : public RequestHandler, public UpstreamStreamHandler {
   void pullRequestBody(evbuffer* out, size_t n) override;
 
  private:
-  RequestInfo info_;
-  std::string method_;
   std::string path_;
   DownstreamStream& downstream_;
-  Metrics::Shard& metrics_;
+  RequestRecord record_;
   UpstreamStream* upstream_ = nullptr;  // non-owning; null once the upstream stream is done
   evbuffer* request_body_;
   evbuffer* response_body_;
   bool request_complete_ = false;
   bool response_started_ = false;
   bool response_complete_ = false;
-  bool failed_ = false;
-  int status_ = 0;
-  uint64_t bytes_in_ = 0;
-  uint64_t bytes_out_ = 0;
-  std::chrono::steady_clock::time_point start_;
 };
 
 }  // namespace kcp::proxy

@@ -103,7 +103,7 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
   if (cache_ != nullptr && head.header("authorization") == nullptr && cacheCanAnswer(head, info)) {
     if (auto cached = cache_->find(info.api_group, info.api_version, info.resource);
         cached && (cached->namespaced || info.namespace_.empty())) {
-      return std::make_unique<CachedList>(*cached, info.namespace_, stream, metrics_, head.path);
+      return std::make_unique<CachedList>(*cached, head, info, stream, metrics_);
     }
   }
   RequestHead up = head;
@@ -124,7 +124,7 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
   }
   if (!up.upgrade.empty()) {
     return std::make_unique<UpgradeTunnel>(base_, target_, own_credentials ? passthrough_ctx_ : proxy_ctx_,
-                                           dial_timeout_, up, stream, metrics_);
+                                           dial_timeout_, up, info, stream, metrics_);
   }
   return std::make_unique<Forwarder>(std::move(up), std::move(info), stream, *pool, metrics_);
 }

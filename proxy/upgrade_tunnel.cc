@@ -19,9 +19,10 @@ constexpr size_t kBufferLimit = 1 << 20;
 
 UpgradeTunnel::UpgradeTunnel(event_base* base, const UpstreamTarget& target, SSL_CTX* ssl_ctx,
                              std::chrono::milliseconds dial_timeout, const RequestHead& head,
-                             DownstreamStream& downstream, Metrics::Shard& metrics)
-    : downstream_(downstream), metrics_(metrics), path_(head.path), start_(std::chrono::steady_clock::now()) {
-  metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
+                             const RequestInfo& info, DownstreamStream& downstream, Metrics::Shard& metrics)
+    : downstream_(downstream),
+      path_(head.path),
+      record_(metrics, "connect", info.resource, head.method, head.path, "upstream", downstream.peer()) {
   dial_timer_ = evtimer_new(base, onDialTimeoutCb, this);
   const timeval dial = timevalOf(dial_timeout);
   evtimer_add(dial_timer_, &dial);
@@ -51,11 +52,6 @@ UpgradeTunnel::UpgradeTunnel(event_base* base, const UpstreamTarget& target, SSL
 UpgradeTunnel::~UpgradeTunnel() {
   if (bev_ != nullptr) bufferevent_free(bev_);
   event_free(dial_timer_);
-  metrics_.in_flight.fetch_sub(1, std::memory_order_relaxed);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  metrics_.recordRequest("connect", "", status_ == 0 ? 499 : status_, "upstream", seconds, bytes_in_, bytes_out_);
-  log::verbose(1, "upgraded connection closed", {{"path", path_}, {"bytes_in", std::to_string(bytes_in_)},
-                                                  {"bytes_out", std::to_string(bytes_out_)}});
 }
 
 void UpgradeTunnel::onDialTimeoutCb(evutil_socket_t, short, void* p) {
@@ -71,7 +67,7 @@ void UpgradeTunnel::fail(const std::string& reason) {
     return;
   }
   response_started_ = true;
-  status_ = 503;
+  record_.setStatus(503);
   log::warning("upstream unavailable for an upgrade", {{"path", path_}, {"reason", reason}});
   // Nothing reached the client yet: a normal error response instead.
   const std::string body = encoder::statusJson(
@@ -115,7 +111,7 @@ void UpgradeTunnel::onReadCb(bufferevent*, void* p) {
     // "HTTP/1.1 101 ..." -> 101, for metrics and logs only.
     char line[16] = {};
     evbuffer_copyout(bufferevent_get_input(t.bev_), line, sizeof line - 1);
-    t.status_ = std::atoi(line + 9);
+    t.record_.setStatus(std::atoi(line + 9));
     ResponseHead head;
     head.raw = true;
     t.downstream_.submitResponse(head, false);
@@ -129,7 +125,7 @@ void UpgradeTunnel::onWriteCb(bufferevent*, void* p) {
 }
 
 void UpgradeTunnel::onRequestBody(const uint8_t* data, size_t len) {
-  bytes_in_ += len;
+  record_.addBytesIn(len);
   if (bev_ == nullptr || upstream_closed_) {
     downstream_.consumedRequestBody(len);
     return;
@@ -154,7 +150,7 @@ size_t UpgradeTunnel::responseBodyReady(bool* eof) {
 }
 
 void UpgradeTunnel::pullResponseBody(evbuffer* out, size_t n) {
-  bytes_out_ += n;
+  record_.addBytesOut(n);
   if (!response_buffer_.empty()) {
     evbuffer_add(out, response_buffer_.data(), n);
     response_buffer_.erase(0, n);

@@ -14,6 +14,8 @@
 
 #include "proxy/exchange.h"
 #include "proxy/metrics.h"
+#include "proxy/request_info.h"
+#include "proxy/request_record.h"
 #include "proxy/upstream.h"
 
 namespace kcp::proxy {
@@ -21,8 +23,8 @@ namespace kcp::proxy {
 class UpgradeTunnel : public RequestHandler {
  public:
   UpgradeTunnel(event_base* base, const UpstreamTarget& target, SSL_CTX* ssl_ctx,
-                std::chrono::milliseconds dial_timeout, const RequestHead& head, DownstreamStream& downstream,
-                Metrics::Shard& metrics);
+                std::chrono::milliseconds dial_timeout, const RequestHead& head, const RequestInfo& info,
+                DownstreamStream& downstream, Metrics::Shard& metrics);
   ~UpgradeTunnel() override;
 
   void onRequestBody(const uint8_t* data, size_t len) override;
@@ -39,8 +41,8 @@ class UpgradeTunnel : public RequestHandler {
   void fail(const std::string& reason);
 
   DownstreamStream& downstream_;
-  Metrics::Shard& metrics_;
   std::string path_;
+  RequestRecord record_;
   bufferevent* bev_ = nullptr;
   event* dial_timer_ = nullptr;
   std::string connect_error_;  // why the connection could not even start
@@ -48,9 +50,6 @@ class UpgradeTunnel : public RequestHandler {
   size_t pending_consumed_ = 0;  // client bytes written upstream, not yet reported consumed
   bool upstream_closed_ = false;
   bool response_started_ = false;
-  int status_ = 0;
-  uint64_t bytes_in_ = 0, bytes_out_ = 0;
-  std::chrono::steady_clock::time_point start_;
 };
 
 }  // namespace kcp::proxy
