@@ -70,10 +70,7 @@ void Http1Session::close(const char* why) {
 }
 
 void Http1Session::onEventCb(bufferevent*, short what, void* p) {
-  auto& s = self(p);
-  s.close(what & BEV_EVENT_EOF       ? "client closed the connection"
-          : what & BEV_EVENT_TIMEOUT ? "timed out"
-                                     : "connection error");
+  self(p).close(clientEventReason(what));
 }
 
 void Http1Session::resetRequestState() {

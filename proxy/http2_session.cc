@@ -144,10 +144,7 @@ void Http2Session::scheduleFlush() {
 }
 
 void Http2Session::onEventCb(bufferevent*, short what, void* p) {
-  auto& s = self(p);
-  s.close(what & BEV_EVENT_EOF       ? "client closed the connection"
-          : what & BEV_EVENT_TIMEOUT ? "timed out"
-                                     : "connection error");
+  self(p).close(clientEventReason(what));
 }
 
 void Http2Session::onRead() {

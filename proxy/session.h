@@ -3,6 +3,7 @@
 // by the worker on a later loop turn, never inside its own callbacks.
 #pragma once
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include <cstdint>
@@ -27,6 +28,14 @@ struct ClientLimits {
   int64_t max_header_count = 256;
   uint32_t max_concurrent_streams = 250;
 };
+
+// Why a client connection's bufferevent reported `what`, for the log line
+// of the session it closes.
+inline const char* clientEventReason(short what) {
+  return what & BEV_EVENT_EOF ? "client closed the connection"
+         : what & BEV_EVENT_TIMEOUT ? "timed out"
+                                    : "connection error";
+}
 
 // The worker as its sessions see it.
 class SessionHost {
