@@ -65,21 +65,17 @@ bool cacheCanAnswer(const RequestHead& head, const RequestInfo& info) {
   if (info.verb != "list" || !info.subresource.empty() || head.method != "GET") return false;
   const auto q = head.path.find('?');
   if (q == std::string::npos) return false;
-  std::string_view query = std::string_view(head.path).substr(q + 1);
-  bool rv0 = false;
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const size_t eq = pair.find('=');
-    const std::string_view key = pair.substr(0, eq);
-    const std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-    if (key == "resourceVersion" && value == "0") {
-      rv0 = true;
-    } else if (key != "timeout") {
-      return false;
-    }
-  }
+  bool rv0 = false, other = false;
+  const bool ok = forEachQueryParam(std::string_view(head.path).substr(q + 1),
+                                    [&](const std::string& key, const std::string& value) {
+                                      if (key == "resourceVersion" && value == "0") {
+                                        rv0 = true;
+                                      } else if (key != "timeout") {
+                                        other = true;
+                                      }
+                                      return !other;
+                                    });
+  if (!ok || other) return false;
   if (!rv0) return false;
   if (const std::string* accept = head.header("accept");
       accept != nullptr && !accept->empty() && *accept != "*/*" && !accept->starts_with("application/json")) {

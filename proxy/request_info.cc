@@ -47,17 +47,34 @@ bool percentDecode(std::string_view in, std::string& out, bool plus_is_space) {
   return true;
 }
 
-bool queryParam(std::string_view query, std::string_view key, std::string& value) {
+bool forEachQueryParam(std::string_view query, const std::function<bool(const std::string&, const std::string&)>& fn) {
+  std::string key, value;
+  bool all_good = true;
   while (!query.empty()) {
     const size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
+    const std::string_view pair = query.substr(0, amp);
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
     const size_t eq = pair.find('=');
-    std::string k;
-    if (!percentDecode(pair.substr(0, eq), k, true) || k != key) continue;
-    return percentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), value, true);
+    if (!percentDecode(pair.substr(0, eq), key, true) ||
+        !percentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), value, true)) {
+      all_good = false;  // like Go's URL.Query(): skip the pair, keep the rest
+      continue;
+    }
+    if (!fn(key, value)) break;
   }
-  return false;
+  return all_good;
+}
+
+bool queryParam(std::string_view query, std::string_view key, std::string& value) {
+  bool found = false;
+  // A bad pair elsewhere does not hide this one, so the result is ignored.
+  forEachQueryParam(query, [&](const std::string& k, const std::string& v) {
+    if (k != key) return true;
+    value = v;
+    found = true;
+    return false;
+  });
+  return found;
 }
 
 static bool parseGoBool(std::string_view v) { return v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True"; }

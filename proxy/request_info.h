@@ -3,6 +3,7 @@
 // subresource. Used for routing, metrics and logs.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,11 @@ struct RequestInfo {
 // Decodes %XX escapes (and '+' as a space in query components, as Go's
 // url.ParseQuery does); returns false on a bad escape.
 bool percentDecode(std::string_view in, std::string& out, bool plus_is_space);
+
+// Calls `fn(key, value)` for each query parameter, decoded, in order, until
+// it returns false. A parameter with a bad escape is skipped, as Go's
+// URL.Query() (which kube-apiserver reads) skips it; the result is then false.
+bool forEachQueryParam(std::string_view query, const std::function<bool(const std::string&, const std::string&)>& fn);
 
 // Finds a query parameter's decoded value; returns false when absent.
 bool queryParam(std::string_view query, std::string_view key, std::string& value);
