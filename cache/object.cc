@@ -20,7 +20,37 @@ bool parseResourceVersion(std::string_view text, uint64_t& out) {
   return true;
 }
 
-ObjectPtr parseJsonObject(std::string json, std::string* error) {
+namespace {
+
+// The value kube-apiserver's GetAttrs gives a field: strings as they are,
+// booleans and integers as Go's strconv formats them, absent as the zero value.
+std::string fieldValue(const rapidjson::Value& doc, const SelectableField& field) {
+  const rapidjson::Value* v = &doc;
+  for (const auto& step : field.path) {
+    if (v->IsObject()) {
+      const auto it = v->FindMember(rapidjson::StringRef(step.data(), step.size()));
+      v = it == v->MemberEnd() ? nullptr : &it->value;
+    } else if (v->IsArray() && !step.empty() && step.find_first_not_of("0123456789") == std::string::npos) {
+      const size_t i = std::stoul(step);
+      v = i < v->Size() ? &(*v)[rapidjson::SizeType(i)] : nullptr;
+    } else {
+      v = nullptr;
+    }
+    if (v == nullptr) break;
+  }
+  switch (field.type) {
+    case SelectableField::Type::kString:
+      return v != nullptr && v->IsString() ? std::string(v->GetString(), v->GetStringLength()) : std::string();
+    case SelectableField::Type::kBool: return v != nullptr && v->IsBool() && v->GetBool() ? "true" : "false";
+    case SelectableField::Type::kInteger:
+      return v != nullptr && v->IsInt64() ? std::to_string(v->GetInt64()) : "0";
+  }
+  return {};
+}
+
+}  // namespace
+
+ObjectPtr parseJsonObject(std::string json, std::string* error, const SelectableFields& fields) {
   const auto fail = [error](std::string message) {
     if (error != nullptr) *error = std::move(message);
     return nullptr;
@@ -59,6 +89,8 @@ ObjectPtr parseJsonObject(std::string json, std::string* error) {
     }
     std::sort(obj->labels.begin(), obj->labels.end());
   }
+  obj->fields.reserve(fields.size());
+  for (const auto& f : fields) obj->fields.push_back(fieldValue(doc, f));
   obj->key = obj->namespace_.empty() ? obj->name : obj->namespace_ + "/" + obj->name;
   obj->json = std::move(json);
   return obj;

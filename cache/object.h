@@ -11,6 +11,17 @@
 
 namespace kcp::cache {
 
+// A field kube-apiserver lets clients select on (fieldSelector), beyond
+// metadata.name and metadata.namespace: its label and where its value comes
+// from in the object's JSON.
+struct SelectableField {
+  enum class Type { kString, kBool, kInteger };
+  std::string label;              // e.g. "spec.nodeName"
+  std::vector<std::string> path;  // JSON members; a number indexes an array
+  Type type = Type::kString;      // how Go formats the value ("true", "3"); absent: the zero value
+};
+using SelectableFields = std::vector<SelectableField>;
+
 struct Object {
   // "namespace/name", or "name" when cluster-scoped: the store's sort key, in
   // the same byte order as kube-apiserver's etcd keys, so one namespace is one
@@ -21,6 +32,7 @@ struct Object {
   std::string uid;
   uint64_t resource_version = 0;
   std::vector<std::pair<std::string, std::string>> labels;  // sorted by key
+  std::vector<std::string> fields;  // the values of the resource's SelectableFields, in order
   std::string json;  // the object exactly as kube-apiserver encoded it
 };
 
@@ -28,9 +40,10 @@ struct Object {
 using ObjectPtr = std::shared_ptr<const Object>;
 
 // Parses one object as kube-apiserver encodes it in JSON and takes ownership
-// of the bytes. Returns nullptr and sets `error` when the bytes are not a JSON
-// object with metadata.name and a numeric metadata.resourceVersion.
-ObjectPtr parseJsonObject(std::string json, std::string* error);
+// of the bytes; extracts the values of `fields`. Returns nullptr and sets
+// `error` when the bytes are not a JSON object with metadata.name and a
+// numeric metadata.resourceVersion.
+ObjectPtr parseJsonObject(std::string json, std::string* error, const SelectableFields& fields = {});
 
 // kube-apiserver's resourceVersions are etcd revisions: decimal uint64 without
 // sign or leading zeros. Returns false for anything else.

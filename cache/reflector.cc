@@ -22,7 +22,7 @@ ObjectPtr Reflector::toObject(std::string_view bytes, std::string* error) const 
   // Stored in list-item form: typed objects lose the kind/apiVersion prefix
   // that GET and watch bodies carry (custom resources keep theirs).
   std::optional<std::string> item = stripTypeMeta(bytes, resource_.kind, resource_.api_version);
-  return parseJsonObject(item ? std::move(*item) : std::string(bytes), error);
+  return parseJsonObject(item ? std::move(*item) : std::string(bytes), error, resource_.fields);
 }
 
 void Reflector::list(const std::string& continue_token) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,9 +15,16 @@ struct JsonListFrame {
   std::string tail;  // from ] to the end, newline included
 };
 
-// Typed resources: {"kind":"XList","apiVersion":"V","metadata":{"resourceVersion":"R"},"items":[...]}.
-// Custom resources (sorted keys): {"apiVersion":"G/V","items":[...],"kind":"XList","metadata":{"continue":"","resourceVersion":"R"}}.
-JsonListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version, uint64_t resource_version,
+// The list metadata (metav1.ListMeta) of one response.
+struct ListMeta {
+  uint64_t resource_version = 0;
+  std::string continue_token{};                  // "" on the last page
+  std::optional<int64_t> remaining_item_count{};  // only for pages of unfiltered lists
+};
+
+// Typed resources: {"kind":"XList","apiVersion":"V","metadata":{"resourceVersion":"R"[,"continue":"C","remainingItemCount":N]},"items":[...]}.
+// Custom resources (sorted keys): {"apiVersion":"G/V","items":[...],"kind":"XList","metadata":{"continue":"C"[,"remainingItemCount":N],"resourceVersion":"R"}}.
+JsonListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version, const ListMeta& meta,
                             bool sorted_keys);
 
 }  // namespace kcp::encoder

@@ -5,6 +5,7 @@
 #include <list>
 
 #include "cache/json_scan.h"
+#include "cache/selectable_fields.h"
 #include "config/log.h"
 
 namespace kcp::proxy {
@@ -236,21 +237,23 @@ void CacheManager::discover(size_t index) {
       for (const auto& r : doc["resources"].GetArray()) {
         if (!r.IsObject() || !r.HasMember("name") || !r["name"].IsString() || resource != r["name"].GetString()) continue;
         Cached& c = *cached_[index];
+        const auto slash = group_version.find('/');
+        const std::string group = slash == std::string::npos ? "" : group_version.substr(0, slash);
         c.info = {(path + "/" + resource), r.HasMember("kind") && r["kind"].IsString() ? r["kind"].GetString() : "",
-                  group_version};
+                  group_version, cache::selectableFields(group, resource)};
         c.discovery_error.clear();
         c.transport = std::make_unique<Transport>(base_, pool_, credentials_);
         c.reflector = std::make_unique<cache::Reflector>(c.info, *c.store, *c.transport);
         log::info("caching", {{"resource", c.name}, {"path", c.info.path}, {"kind", c.info.kind}});
         auto served = std::make_shared<CachedResource>();
-        const auto slash = group_version.find('/');
-        served->group = slash == std::string::npos ? "" : group_version.substr(0, slash);
+        served->group = group;
         served->version = slash == std::string::npos ? group_version : group_version.substr(slash + 1);
         served->resource = resource;
         served->kind = c.info.kind;
         served->list_kind = c.info.kind + "List";
         served->group_version = group_version;
         served->namespaced = r.HasMember("namespaced") && r["namespaced"].IsBool() && r["namespaced"].GetBool();
+        served->fields = c.info.fields;
         served->store = c.store.get();
         served->reflector = c.reflector.get();
         {

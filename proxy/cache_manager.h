@@ -28,6 +28,7 @@ struct CachedResource {
   std::string group, version, resource;
   std::string kind, list_kind, group_version;
   bool namespaced = true;
+  cache::SelectableFields fields;  // beyond metadata.name and metadata.namespace
   cache::Store* store = nullptr;
   const cache::Reflector* reflector = nullptr;
 };

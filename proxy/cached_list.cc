@@ -1,5 +1,6 @@
 #include "proxy/cached_list.h"
 
+#include "encoder/continue_token.h"
 
 namespace kcp::proxy {
 namespace {
@@ -8,17 +9,103 @@ constexpr size_t kChunk = 64 << 10;
 
 void releaseObject(const void*, size_t, void* arg) { delete static_cast<cache::ObjectPtr*>(arg); }
 
+// The first key after every key that starts with `prefix` ("ns/" -> "ns0").
+std::string prefixEnd(std::string prefix) {
+  if (!prefix.empty()) prefix.back() = char(prefix.back() + 1);
+  return prefix;
+}
+
 }  // namespace
 
-CachedList::CachedList(const CachedResource& resource, const RequestHead& head, const RequestInfo& info,
+std::optional<ListPlan> planList(const CachedResource& resource, const RequestInfo& info, const ListOptions& options) {
+  ListPlan plan;
+  const auto labels = cache::LabelSelector::parse(options.label_selector);
+  const auto fields = cache::FieldSelector::parse(options.field_selector);
+  if (!labels || !fields) return std::nullopt;
+  auto filter = cache::ObjectFilter::make(*labels, *fields, resource.fields);
+  if (!filter) return std::nullopt;
+  plan.filter = std::move(*filter);
+  plan.prefix = info.namespace_.empty() ? "" : info.namespace_ + "/";
+  plan.limit = options.limit > 0 ? options.limit : 0;
+  const std::string& rv_text = options.resource_version;
+  const std::string& match = options.resource_version_match;
+
+  // A continue token: the next page of the snapshot the first page came from.
+  if (!options.continue_token.empty()) {
+    if (!rv_text.empty() || !match.empty()) return std::nullopt;  // kube-apiserver refuses these
+    const auto token = encoder::decodeContinueToken(options.continue_token);
+    if (!token) return std::nullopt;
+    plan.snapshot = resource.store->snapshotAt(token->resource_version);
+    if (!plan.snapshot) return std::nullopt;  // upstream may still serve it from etcd, or answer 410
+    plan.resource_version = token->resource_version;
+    plan.start = plan.prefix + token->start;
+    return plan;
+  }
+  if (rv_text.empty()) return std::nullopt;  // a consistent read: not yet served from the cache
+  uint64_t rv;
+  if (!cache::parseResourceVersion(rv_text, rv)) return std::nullopt;
+  // Exact, or the legacy form of it: a resourceVersion other than 0 with a limit.
+  if (match == "Exact" || (match.empty() && rv != 0 && plan.limit > 0)) {
+    if (rv == 0) return std::nullopt;
+    plan.snapshot = resource.store->snapshotAt(rv);
+    if (!plan.snapshot) return std::nullopt;
+    plan.resource_version = rv;
+    return plan;
+  }
+  if (!match.empty() && match != "NotOlderThan") return std::nullopt;
+  // Not older than rv: the newest snapshot, if it is new enough (kube-apiserver
+  // waits up to 3 s for its cache and then answers 504; forwarding lets it).
+  plan.snapshot = resource.store->current();
+  if (plan.snapshot->resource_version < rv) return std::nullopt;
+  plan.resource_version = plan.snapshot->resource_version;
+  if (rv == 0) plan.limit = 0;  // kube-apiserver ignores the limit for resourceVersion=0
+  return plan;
+}
+
+encoder::ListMeta selectPage(const ListPlan& plan, std::vector<cache::ObjectPtr>& page) {
+  // As kube-apiserver's cacher: up to `limit` selected objects; more items
+  // remain when any object (selected or not) follows the last one selected;
+  // the continue token starts right after it; remainingItemCount only
+  // without selectors.
+  const cache::BTree& objects = plan.snapshot->objects;
+  const std::string first = plan.start.empty() ? plan.prefix : plan.start;
+  bool more = false;
+  for (auto c = objects.lowerBound(first); c.valid(); c.next()) {
+    const cache::ObjectPtr& obj = c.object();
+    if (!std::string_view(obj->key).starts_with(plan.prefix)) break;
+    if (int64_t(page.size()) == plan.limit) {
+      more = true;
+      break;
+    }
+    if (plan.filter.empty() || plan.filter.matches(*obj)) page.push_back(obj);
+  }
+  encoder::ListMeta meta{plan.resource_version};
+  if (more && !page.empty()) {
+    // Relative to the list's key prefix, with the leading '/' the watch cache writes.
+    meta.continue_token = encoder::encodeContinueToken(
+        {plan.resource_version, "/" + page.back()->key.substr(plan.prefix.size()) + std::string(1, '\0')});
+    if (plan.filter.empty()) {
+      const size_t in_range = objects.countFrom(first) - (plan.prefix.empty() ? 0 : objects.countFrom(prefixEnd(plan.prefix)));
+      meta.remaining_item_count = int64_t(in_range) - plan.limit;
+    }
+  }
+  return meta;
+}
+
+CachedList::CachedList(const CachedResource& resource, ListPlan plan, const RequestHead& head, const RequestInfo& info,
                        DownstreamStream& stream, Metrics::Shard& metrics)
-    : snapshot_(resource.store->current()),
-      prefix_(info.namespace_.empty() ? "" : info.namespace_ + "/"),
-      frame_(encoder::jsonListFrame(resource.list_kind, resource.group_version, snapshot_->resource_version,
-                                    resource.reflector->sortedListKeys())),
+    : plan_(std::move(plan)),
       staged_(evbuffer_new()),
       record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
-  cursor_ = snapshot_->objects.lowerBound(prefix_);
+  encoder::ListMeta meta{plan_.resource_version};
+  if (plan_.limit > 0) {
+    paged_ = true;
+    meta = selectPage(plan_, page_);
+  } else {
+    cursor_ = plan_.snapshot->objects.lowerBound(plan_.start.empty() ? plan_.prefix : plan_.start);
+  }
+  frame_ = encoder::jsonListFrame(resource.list_kind, resource.group_version, meta,
+                                  resource.reflector->sortedListKeys());
   evbuffer_add(staged_, frame_.head.data(), frame_.head.size());
   ResponseHead response;
   response.status = 200;
@@ -28,19 +115,28 @@ CachedList::CachedList(const CachedResource& resource, const RequestHead& head, 
 
 CachedList::~CachedList() { evbuffer_free(staged_); }
 
+void CachedList::add(const cache::ObjectPtr& obj) {
+  if (!first_item_) evbuffer_add(staged_, ",", 1);
+  first_item_ = false;
+  evbuffer_add_reference(staged_, obj->json.data(), obj->json.size(), releaseObject, new cache::ObjectPtr(obj));
+}
+
 void CachedList::refill() {
-  while (evbuffer_get_length(staged_) < kChunk && cursor_.valid()) {
-    const cache::ObjectPtr& obj = cursor_.object();
-    if (!prefix_.empty() && !std::string_view(obj->key).starts_with(prefix_)) {
-      cursor_ = cache::BTree::Cursor();  // past this namespace
-      break;
+  if (paged_) {
+    while (evbuffer_get_length(staged_) < kChunk && page_next_ < page_.size()) add(page_[page_next_++]);
+  } else {
+    while (evbuffer_get_length(staged_) < kChunk && cursor_.valid()) {
+      const cache::ObjectPtr& obj = cursor_.object();
+      if (!std::string_view(obj->key).starts_with(plan_.prefix)) {
+        cursor_ = cache::BTree::Cursor();  // past this namespace
+        break;
+      }
+      if (plan_.filter.empty() || plan_.filter.matches(*obj)) add(obj);
+      cursor_.next();
     }
-    if (!first_item_) evbuffer_add(staged_, ",", 1);
-    first_item_ = false;
-    evbuffer_add_reference(staged_, obj->json.data(), obj->json.size(), releaseObject, new cache::ObjectPtr(obj));
-    cursor_.next();
   }
-  if (!cursor_.valid() && !done_) {
+  const bool all_added = paged_ ? page_next_ == page_.size() : !cursor_.valid();
+  if (all_added && !done_) {
     evbuffer_add(staged_, frame_.tail.data(), frame_.tail.size());
     done_ = true;
     record_.setStatus(200);  // the whole body is on its way; before this, a hang-up counts as 499

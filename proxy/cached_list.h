@@ -1,28 +1,54 @@
-// A LIST answered from the cache: the snapshot's objects spliced between the
-// list head and tail exactly as kube-apiserver frames them, streamed as the
-// connection drains. Item bytes are referenced, not copied: each evbuffer
-// chunk holds a reference to its object until the bytes are written.
+// A LIST answered from the cache: the selected objects of one snapshot
+// spliced between the list head and tail exactly as kube-apiserver frames
+// them, streamed as the connection drains. Item bytes are referenced, not
+// copied: each evbuffer chunk holds a reference to its object until the bytes
+// are written.
 #pragma once
 
 #include <event2/buffer.h>
 
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "cache/selector.h"
 #include "cache/store.h"
 #include "encoder/json_list.h"
 #include "proxy/cache_manager.h"
 #include "proxy/exchange.h"
+#include "proxy/list_options.h"
 #include "proxy/metrics.h"
 #include "proxy/request_info.h"
 #include "proxy/request_record.h"
 
 namespace kcp::proxy {
 
+// What one LIST reads from the cache, following kube-apiserver 1.37's watch
+// cache: which snapshot, which key range, how many, which objects.
+struct ListPlan {
+  cache::SnapshotPtr snapshot;
+  uint64_t resource_version = 0;  // of the list: the snapshot's, or the Exact one asked for
+  std::string prefix;             // "namespace/" for a namespaced list, "" for all
+  std::string start;              // the first key (from a continue token), or ""
+  int64_t limit = 0;              // 0: everything
+  cache::ObjectFilter filter;
+};
+
+// The plan for a LIST the cache can answer exactly as kube-apiserver would,
+// or nullopt when the request must be forwarded: a consistent read (for now),
+// a snapshot no longer held, a selector on a field the resource lacks, or
+// anything kube-apiserver would refuse (its own error message then reaches
+// the client).
+std::optional<ListPlan> planList(const CachedResource& resource, const RequestInfo& info, const ListOptions& options);
+
+// Selects one page of a plan with a limit into `page` and returns the list
+// metadata for it (its continue token goes in the head of a typed list).
+encoder::ListMeta selectPage(const ListPlan& plan, std::vector<cache::ObjectPtr>& page);
+
 class CachedList : public RequestHandler {
  public:
-  // Lists `resource` (in the request's namespace, or everywhere) as of the
-  // current snapshot, and submits the response on `stream`.
-  CachedList(const CachedResource& resource, const RequestHead& head, const RequestInfo& info,
+  // Starts the response on `stream`.
+  CachedList(const CachedResource& resource, ListPlan plan, const RequestHead& head, const RequestInfo& info,
              DownstreamStream& stream, Metrics::Shard& metrics);
   ~CachedList() override;
 
@@ -33,11 +59,14 @@ class CachedList : public RequestHandler {
   void onDownstreamClosed() override {}
 
  private:
+  void add(const cache::ObjectPtr& object);
   void refill();
 
-  cache::SnapshotPtr snapshot_;
-  cache::BTree::Cursor cursor_;
-  std::string prefix_;  // "ns/" for a namespaced list, "" for all
+  ListPlan plan_;
+  cache::BTree::Cursor cursor_;  // the next object to look at (unpaged lists)
+  std::vector<cache::ObjectPtr> page_;  // the selected objects (paged lists)
+  size_t page_next_ = 0;
+  bool paged_ = false;
   encoder::JsonListFrame frame_;
   evbuffer* staged_;  // the next bytes to write, at most a chunk or so
   bool first_item_ = true;

@@ -57,26 +57,9 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
 
 namespace {
 
-// The LISTs the cache answers exactly today: resourceVersion=0 (any state the
-// cache holds is allowed), JSON, no selectors, no paging, no server-side
-// transformation, and not pretty-printed (kube-apiserver pretty-prints for
-// curl, wget and browsers). Everything else is forwarded.
-bool cacheCanAnswer(const RequestHead& head, const RequestInfo& info) {
-  if (info.verb != "list" || !info.subresource.empty() || head.method != "GET") return false;
-  const auto q = head.path.find('?');
-  if (q == std::string::npos) return false;
-  bool rv0 = false, other = false;
-  const bool ok = forEachQueryParam(std::string_view(head.path).substr(q + 1),
-                                    [&](const std::string& key, const std::string& value) {
-                                      if (key == "resourceVersion" && value == "0") {
-                                        rv0 = true;
-                                      } else if (key != "timeout") {
-                                        other = true;
-                                      }
-                                      return !other;
-                                    });
-  if (!ok || other) return false;
-  if (!rv0) return false;
+// Whether a LIST's response format is one the cache writes: JSON, not
+// pretty-printed (kube-apiserver pretty-prints for curl, wget and browsers).
+bool cacheWritesFormat(const RequestHead& head) {
   if (const std::string* accept = head.header("accept");
       accept != nullptr && !accept->empty() && *accept != "*/*" && !accept->starts_with("application/json")) {
     return false;
@@ -96,10 +79,15 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
   // credentials of their own): the proxy may read what it caches, and that is
   // all such a request could do upstream. Requests with their own
   // credentials are forwarded until they can be authorized here (issue 7).
-  if (cache_ != nullptr && head.header("authorization") == nullptr && cacheCanAnswer(head, info)) {
-    if (auto cached = cache_->find(info.api_group, info.api_version, info.resource);
-        cached && (cached->namespaced || info.namespace_.empty())) {
-      return std::make_unique<CachedList>(*cached, head, info, stream, metrics_);
+  if (cache_ != nullptr && head.header("authorization") == nullptr && info.verb == "list" && head.method == "GET" &&
+      info.subresource.empty() && cacheWritesFormat(head)) {
+    const auto cached = cache_->find(info.api_group, info.api_version, info.resource);
+    const auto q = head.path.find('?');
+    const auto options = parseListOptions(q == std::string::npos ? "" : std::string_view(head.path).substr(q + 1));
+    if (cached && options && (cached->namespaced || info.namespace_.empty())) {
+      if (auto plan = planList(*cached, info, *options)) {
+        return std::make_unique<CachedList>(*cached, std::move(*plan), head, info, stream, metrics_);
+      }
     }
   }
   RequestHead up = head;
