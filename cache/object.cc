@@ -24,9 +24,9 @@ namespace {
 
 // The value kube-apiserver's GetAttrs gives a field: strings as they are,
 // booleans and integers as Go's strconv formats them, absent as the zero value.
-std::string fieldValue(const rapidjson::Value& doc, const SelectableField& field) {
+std::string fieldValue(const rapidjson::Value& doc, const SelectableField& field, const std::vector<std::string>& path) {
   const rapidjson::Value* v = &doc;
-  for (const auto& step : field.path) {
+  for (const auto& step : path) {
     if (v->IsObject()) {
       const auto it = v->FindMember(rapidjson::StringRef(step.data(), step.size()));
       v = it == v->MemberEnd() ? nullptr : &it->value;
@@ -90,7 +90,11 @@ ObjectPtr parseJsonObject(std::string json, std::string* error, const Selectable
     std::sort(obj->labels.begin(), obj->labels.end());
   }
   obj->fields.reserve(fields.size());
-  for (const auto& f : fields) obj->fields.push_back(fieldValue(doc, f));
+  for (const auto& f : fields) {
+    std::string value = fieldValue(doc, f, f.path);
+    if (value.empty() && !f.fallback.empty()) value = fieldValue(doc, f, f.fallback);
+    obj->fields.push_back(std::move(value));
+  }
   obj->key = obj->namespace_.empty() ? obj->name : obj->namespace_ + "/" + obj->name;
   obj->json = std::move(json);
   return obj;

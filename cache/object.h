@@ -18,6 +18,7 @@ struct SelectableField {
   enum class Type { kString, kBool, kInteger };
   std::string label;              // e.g. "spec.nodeName"
   std::vector<std::string> path;  // JSON members; a number indexes an array
+  std::vector<std::string> fallback{};  // read when `path` gives "" (events' source)
   Type type = Type::kString;      // how Go formats the value ("true", "3"); absent: the zero value
 };
 using SelectableFields = std::vector<SelectableField>;

@@ -1,6 +1,7 @@
-// The field selectors kube-apiserver 1.37 supports per built-in resource,
-// beyond metadata.name and metadata.namespace (its registries' GetAttrs and
-// field label conversions), and where each value comes from in the object.
+// The field selectors kube-apiserver 1.37 accepts per built-in resource
+// (its field label conversions) and where each value comes from (its
+// registries' GetAttrs), so a cached LIST selects exactly the objects
+// kube-apiserver would.
 #pragma once
 
 #include <string_view>
@@ -9,9 +10,18 @@
 
 namespace kcp::cache {
 
-// The fields of `group`/`resource` ("" for the core group); empty for
-// resources that support only the metadata fields (custom resources included:
-// their selectableFields are left to kube-apiserver, the request is forwarded).
-const SelectableFields& selectableFields(std::string_view group, std::string_view resource);
+struct ResourceFields {
+  // metadata.name is always selectable; metadata.namespace unless the
+  // resource's conversion refuses it (nodes, namespaces, ...).
+  bool namespace_selectable = true;
+  SelectableFields fields{};
+};
+
+// The fields of `group`/`resource` ("" for the core group). Any other
+// resource: metadata.name, and metadata.namespace when namespaced. Selectors
+// on anything else (a custom resource's selectableFields, metadata.namespace
+// of a cluster-scoped resource) are left to kube-apiserver: such requests
+// are forwarded.
+ResourceFields selectableFields(std::string_view group, std::string_view resource, bool namespaced);
 
 }  // namespace kcp::cache

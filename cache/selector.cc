@@ -187,6 +187,8 @@ bool isQualifiedName(std::string_view key) {
 bool isLabelValue(std::string_view value) { return value.empty() || isQualifiedNamePart(value); }
 
 std::optional<LabelSelector> LabelSelector::parse(std::string_view text) {
+  // kube-apiserver's lexer takes a NUL byte for the end of the selector.
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;
   LabelSelector selector;
   Lexer lex(text);
   std::string_view lit;
@@ -260,6 +262,7 @@ std::optional<FieldSelector> FieldSelector::parse(std::string_view text) {
     r.equals = term[at] != '!';
     const std::string_view raw = term.substr(at + len);
     for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '=') return std::nullopt;  // an unescaped '=' in a value: kube-apiserver answers 400
       if (raw[i] != '\\') {
         r.value += raw[i];
       } else if (i + 1 < raw.size() && (raw[i + 1] == '\\' || raw[i + 1] == ',' || raw[i + 1] == '=')) {
@@ -274,18 +277,27 @@ std::optional<FieldSelector> FieldSelector::parse(std::string_view text) {
 }
 
 std::optional<ObjectFilter> ObjectFilter::make(LabelSelector labels, const FieldSelector& fields,
-                                               const SelectableFields& selectable) {
+                                               const SelectableFields& selectable, bool namespace_selectable) {
   ObjectFilter filter;
   filter.labels_ = std::move(labels);
   for (const auto& r : fields.requirements()) {
-    int index = r.field == "metadata.name" ? kName : r.field == "metadata.namespace" ? kNamespace : -3;
+    int index = r.field == "metadata.name"                                ? kName
+                : r.field == "metadata.namespace" && namespace_selectable ? kNamespace
+                                                                          : -3;
     for (size_t i = 0; index == -3 && i < selectable.size(); ++i) {
       if (selectable[i].label == r.field) index = int(i);
     }
     if (index == -3) return std::nullopt;
-    filter.fields_.push_back({index, r.equals, r.value});
+    filter.fields_.push_back({r.field, index, r.equals, r.value});
   }
   return filter;
+}
+
+std::optional<std::string> ObjectFilter::requiredValue(std::string_view field) const {
+  for (const auto& f : fields_) {
+    if (f.equals && f.field == field) return f.value;
+  }
+  return std::nullopt;
 }
 
 bool ObjectFilter::matches(const Object& object) const {

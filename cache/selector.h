@@ -59,14 +59,18 @@ class FieldSelector {
 class ObjectFilter {
  public:
   // nullopt when the field selector names a field the resource does not have
-  // (kube-apiserver answers 400 "field label not supported").
+  // (kube-apiserver answers 400 "field label not supported"). Every resource
+  // has metadata.name; metadata.namespace where `namespace_selectable`.
   static std::optional<ObjectFilter> make(LabelSelector labels, const FieldSelector& fields,
-                                          const SelectableFields& selectable);
+                                          const SelectableFields& selectable, bool namespace_selectable);
+  // The value an equality requirement on `field` asks for, if there is one.
+  std::optional<std::string> requiredValue(std::string_view field) const;
   bool empty() const { return labels_.empty() && fields_.empty(); }
   bool matches(const Object& object) const;
 
  private:
   struct FieldTest {
+    std::string field;
     int index;  // into Object::fields; kName and kNamespace for the metadata fields
     bool equals;
     std::string value;

@@ -239,8 +239,10 @@ void CacheManager::discover(size_t index) {
         Cached& c = *cached_[index];
         const auto slash = group_version.find('/');
         const std::string group = slash == std::string::npos ? "" : group_version.substr(0, slash);
+        const bool namespaced = r.HasMember("namespaced") && r["namespaced"].IsBool() && r["namespaced"].GetBool();
+        cache::ResourceFields fields = cache::selectableFields(group, resource, namespaced);
         c.info = {(path + "/" + resource), r.HasMember("kind") && r["kind"].IsString() ? r["kind"].GetString() : "",
-                  group_version, cache::selectableFields(group, resource)};
+                  group_version, fields.fields};
         c.discovery_error.clear();
         c.transport = std::make_unique<Transport>(base_, pool_, credentials_);
         c.reflector = std::make_unique<cache::Reflector>(c.info, *c.store, *c.transport);
@@ -252,8 +254,8 @@ void CacheManager::discover(size_t index) {
         served->kind = c.info.kind;
         served->list_kind = c.info.kind + "List";
         served->group_version = group_version;
-        served->namespaced = r.HasMember("namespaced") && r["namespaced"].IsBool() && r["namespaced"].GetBool();
-        served->fields = c.info.fields;
+        served->namespaced = namespaced;
+        served->fields = std::move(fields);
         served->store = c.store.get();
         served->reflector = c.reflector.get();
         {

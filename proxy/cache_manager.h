@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cache/reflector.h"
+#include "cache/selectable_fields.h"
 #include "cache/store.h"
 #include "proxy/exchange.h"
 #include "proxy/metrics.h"
@@ -28,7 +29,7 @@ struct CachedResource {
   std::string group, version, resource;
   std::string kind, list_kind, group_version;
   bool namespaced = true;
-  cache::SelectableFields fields;  // beyond metadata.name and metadata.namespace
+  cache::ResourceFields fields;
   cache::Store* store = nullptr;
   const cache::Reflector* reflector = nullptr;
 };

@@ -22,11 +22,27 @@ std::optional<ListPlan> planList(const CachedResource& resource, const RequestIn
   const auto labels = cache::LabelSelector::parse(options.label_selector);
   const auto fields = cache::FieldSelector::parse(options.field_selector);
   if (!labels || !fields) return std::nullopt;
-  auto filter = cache::ObjectFilter::make(*labels, *fields, resource.fields);
+  auto filter =
+      cache::ObjectFilter::make(*labels, *fields, resource.fields.fields, resource.fields.namespace_selectable);
   if (!filter) return std::nullopt;
   plan.filter = std::move(*filter);
   plan.prefix = info.namespace_.empty() ? "" : info.namespace_ + "/";
+  // kube-apiserver narrows a list across namespaces with metadata.namespace=X
+  // to namespace X, but only on a first page (its continue tokens are then
+  // relative to X, and a continued list is not narrowed: as upstream, the
+  // next page starts over across namespaces).
+  if (const auto ns = plan.filter.requiredValue("metadata.namespace");
+      ns && info.namespace_.empty() && options.continue_token.empty() && resource.namespaced) {
+    plan.prefix = *ns + "/";
+  }
   plan.limit = options.limit > 0 ? options.limit : 0;
+  // A list with metadata.name=X in one namespace (or of a cluster-scoped
+  // resource) is a single-object read in kube-apiserver: at most one item,
+  // never a continue token, and an Exact one is answered from etcd at its
+  // current revision, which only kube-apiserver knows.
+  const bool single_object = options.continue_token.empty() && plan.filter.requiredValue("metadata.name") &&
+                             (!info.namespace_.empty() || !resource.namespaced);
+  if (single_object) plan.limit = 0;
   const std::string& rv_text = options.resource_version;
   const std::string& match = options.resource_version_match;
 
@@ -45,8 +61,8 @@ std::optional<ListPlan> planList(const CachedResource& resource, const RequestIn
   uint64_t rv;
   if (!cache::parseResourceVersion(rv_text, rv)) return std::nullopt;
   // Exact, or the legacy form of it: a resourceVersion other than 0 with a limit.
-  if (match == "Exact" || (match.empty() && rv != 0 && plan.limit > 0)) {
-    if (rv == 0) return std::nullopt;
+  if (match == "Exact" || (match.empty() && rv != 0 && options.limit > 0)) {
+    if (rv == 0 || single_object) return std::nullopt;
     plan.snapshot = resource.store->snapshotAt(rv);
     if (!plan.snapshot) return std::nullopt;
     plan.resource_version = rv;
@@ -59,6 +75,15 @@ std::optional<ListPlan> planList(const CachedResource& resource, const RequestIn
   if (plan.snapshot->resource_version < rv) return std::nullopt;
   plan.resource_version = plan.snapshot->resource_version;
   if (rv == 0) plan.limit = 0;  // kube-apiserver ignores the limit for resourceVersion=0
+  // kube-apiserver lists pods and resource slices of one node from its
+  // spec.nodeName index: only that node's objects count as "more items".
+  const bool node_indexed = (resource.group.empty() && resource.resource == "pods") ||
+                            (resource.group == "resource.k8s.io" && resource.resource == "resourceslices");
+  const auto& selectable = resource.fields.fields;
+  for (size_t i = 0; node_indexed && i < selectable.size(); ++i) {
+    if (selectable[i].label != "spec.nodeName") continue;
+    if (const auto node = plan.filter.requiredValue("spec.nodeName")) plan.index = ListPlan::Index{i, *node};
+  }
   return plan;
 }
 
@@ -74,6 +99,7 @@ encoder::ListMeta selectPage(const ListPlan& plan, std::vector<cache::ObjectPtr>
     const cache::ObjectPtr& obj = c.object();
     if (!std::string_view(obj->key).starts_with(plan.prefix)) break;
     if (int64_t(page.size()) == plan.limit) {
+      if (plan.index && obj->fields[plan.index->field] != plan.index->value) continue;
       more = true;
       break;
     }

@@ -32,6 +32,13 @@ struct ListPlan {
   std::string start;              // the first key (from a continue token), or ""
   int64_t limit = 0;              // 0: everything
   cache::ObjectFilter filter;
+  // Set when kube-apiserver would list from its spec.nodeName index: only
+  // objects of that node count as more items after a full page.
+  struct Index {
+    size_t field;  // into Object::fields
+    std::string value;
+  };
+  std::optional<Index> index;
 };
 
 // The plan for a LIST the cache can answer exactly as kube-apiserver would,

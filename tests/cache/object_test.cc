@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "cache/selectable_fields.h"
+
 using kcp::cache::parseJsonObject;
 using kcp::cache::parseResourceVersion;
 
@@ -52,4 +54,41 @@ TEST_CASE("resourceVersions are canonical decimal uint64", "[cache]") {
   CHECK_FALSE(parseResourceVersion("-1", v));
   CHECK_FALSE(parseResourceVersion("1a", v));
   CHECK_FALSE(parseResourceVersion("007", v));
+}
+
+TEST_CASE("selectable fields are read once, formatted as kube-apiserver's GetAttrs does", "[cache]") {
+  const auto& pods = kcp::cache::selectableFields("", "pods", true);
+  const auto pod = parseJsonObject(
+      R"({"metadata":{"name":"p","namespace":"ns","resourceVersion":"3"},"spec":{"nodeName":"n1","hostNetwork":true},)"
+      R"("status":{"phase":"Running","podIP":"10.0.0.9","podIPs":[{"ip":"10.0.0.1"},{"ip":"fd00::1"}]}})",
+      nullptr, pods.fields);
+  REQUIRE(pod);
+  const auto value = [&](const kcp::cache::ResourceFields& r, const kcp::cache::ObjectPtr& o, std::string label) {
+    for (size_t i = 0; i < r.fields.size(); ++i) {
+      if (r.fields[i].label == label) return o->fields[i];
+    }
+    FAIL("no field " << label);
+    return std::string();
+  };
+  CHECK(value(pods, pod, "spec.nodeName") == "n1");
+  CHECK(value(pods, pod, "spec.host") == "n1");
+  CHECK(value(pods, pod, "spec.hostNetwork") == "true");
+  CHECK(value(pods, pod, "status.podIP") == "10.0.0.1");  // podIPs[0], as kube-apiserver
+  CHECK(value(pods, pod, "status.podIPs").empty());
+  CHECK(value(pods, pod, "spec.restartPolicy").empty());
+  const auto& events = kcp::cache::selectableFields("", "events", true);
+  const auto event = parseJsonObject(
+      R"({"metadata":{"name":"e","namespace":"ns","resourceVersion":"4"},"involvedObject":{"kind":"Pod"},)"
+      R"("source":{},"reportingComponent":"kubelet"})",
+      nullptr, events.fields);
+  REQUIRE(event);
+  CHECK(value(events, event, "involvedObject.kind") == "Pod");
+  CHECK(value(events, event, "source") == "kubelet");  // reportingComponent when source.component is empty
+  const auto& rcs = kcp::cache::selectableFields("", "replicationcontrollers", true);
+  const auto rc = parseJsonObject(R"({"metadata":{"name":"r","namespace":"ns","resourceVersion":"5"},"status":{}})",
+                                  nullptr, rcs.fields);
+  CHECK(value(rcs, rc, "status.replicas") == "0");
+  CHECK_FALSE(kcp::cache::selectableFields("", "nodes", false).namespace_selectable);
+  CHECK(kcp::cache::selectableFields("example.com", "widgets", true).namespace_selectable);
+  CHECK(kcp::cache::selectableFields("example.com", "widgets", true).fields.empty());
 }

@@ -32,6 +32,7 @@ TEST_CASE("label selectors: every operator matches as kube-apiserver's does", "[
   CHECK(selects("!missing", labels));
   CHECK_FALSE(selects("!app", labels));
   CHECK(selects("n>9,n<11", labels));
+  CHECK(selects("n>007", labels));
   CHECK_FALSE(selects("n>10", labels));
   CHECK_FALSE(selects("app>1", labels));  // not a number: no match
   CHECK(selects(" app = web , example.com/tier in (front) ", labels));
@@ -42,10 +43,11 @@ TEST_CASE("label selectors: every operator matches as kube-apiserver's does", "[
 }
 
 TEST_CASE("label selectors kube-apiserver refuses are refused", "[cache]") {
+  CHECK_FALSE(LabelSelector::parse(std::string("app=web\0x", 9)));
   for (const char* bad : {"app=", "=web", "app=web,", ",app", "app in web", "app in (web", "app=web=x", "!app=web",
                           "app>x", "app<", "-app=web", "app=-web", "App.Example.com/x=1", "a/b/c=1",
                           "app=a23456789012345678901234567890123456789012345678901234567890123x", "app notin",
-                          "app (x)", "app=(x)", "app=web)"}) {
+                          "app (x)", "app=(x)", "app=web)", "n>-5", "n>+5", "a!==b"}) {
     INFO(bad);
     if (std::string_view(bad) == "app=") continue;  // "key=" is a valid empty value; kept as a reminder
     CHECK_FALSE(LabelSelector::parse(bad));
@@ -73,10 +75,13 @@ TEST_CASE("field selectors: terms, operators and escapes as fields.ParseSelector
   CHECK(s->requirements()[1].value == "n1");
   CHECK(s->requirements()[2].equals);
   CHECK(s->requirements()[2].value == "Running");
-  // The first operator wins: the value may hold '='.
-  s = FieldSelector::parse("a=b=c");
+  // The first operator splits; an unescaped '=' in the value is an error.
+  CHECK_FALSE(FieldSelector::parse("a=b=c"));
+  CHECK_FALSE(FieldSelector::parse("a!=="));
+  s = FieldSelector::parse("a==,,b!=");
   REQUIRE(s);
-  CHECK(s->requirements()[0].value == "b=c");
+  CHECK(s->requirements().size() == 2);
+  CHECK(s->requirements()[0].value.empty());
   CHECK(FieldSelector::parse("")->empty());
   CHECK_FALSE(FieldSelector::parse("novalue"));
   CHECK_FALSE(FieldSelector::parse(R"(a=b\x)"));

@@ -31,7 +31,7 @@ struct Fixture {
   CachedResource resource;
   Fixture() {
     resource.store = &store;
-    resource.fields = {{"spec.nodeName", {"spec", "nodeName"}}};
+    resource.fields = {true, {{"spec.nodeName", {"spec", "nodeName"}}}};
   }
   ListOptions options(const std::string& rv, int64_t limit = 0, std::string labels = "", std::string fields = "") {
     ListOptions o;

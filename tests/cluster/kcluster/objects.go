@@ -184,8 +184,14 @@ func buildPod(ns, name string, size int, rnd *rand.Rand) map[string]interface{} 
 			"containers":                    []interface{}{container("main"), container("sidecar")},
 			"volumes":                       []interface{}{map[string]interface{}{"name": "config", "configMap": map[string]interface{}{"name": app + "-config"}}},
 			"terminationGracePeriodSeconds": int64(30),
+			"restartPolicy":                 pick(rnd, []string{"Always", "Always", "OnFailure"}),
 			"nodeSelector":                  map[string]interface{}{"topology.kubernetes.io/zone": pick(rnd, zones)},
 		},
+	}
+	// Bound to one of a few nodes, or not yet: gives field selectors on
+	// spec.nodeName (as kubelets send) something to select.
+	if node := rnd.Intn(5); node > 0 {
+		pod["spec"].(map[string]interface{})["nodeName"] = fmt.Sprintf("node-%d", node)
 	}
 	// Pad to the requested size: the JSON above is roughly 2 KB.
 	if pad := size - 2200; pad > 0 {
