@@ -92,9 +92,11 @@ const std::vector<Flag>& flags() {
        KCP_DURATION(shutdown_grace_period)},
       {"upstream-dial-timeout", "DURATION", "Give up connecting (TCP and TLS) to kube-apiserver after this long.",
        KCP_DURATION(upstream_dial_timeout)},
+      {"consistent-read-wait", "DURATION", "How long a consistent read (a LIST without resourceVersion) may wait for the cache to reach kube-apiserver's current resourceVersion before it is forwarded instead.",
+       KCP_DURATION(consistent_read_wait)},
       {"upstream-keepalive", "DURATION", "PING an upstream connection silent for this long; close it if the answer takes as long again (a half-open connection would stall its watches forever).",
        KCP_DURATION(upstream_keepalive)},
-      {"cache-resources", "LIST", "Comma-separated resources to keep in the cache, as RESOURCE or RESOURCE.GROUP (configmaps,pods,deployments.apps,widgets.example.com). Not served from the cache yet: /readyz waits for their first sync, /metrics reports them.",
+      {"cache-resources", "LIST", "Comma-separated resources to keep in the cache, as RESOURCE or RESOURCE.GROUP (configmaps,pods,deployments.apps,widgets.example.com). LISTs of them are answered from the cache when it can answer exactly as kube-apiserver would (see README); /readyz waits for their first sync.",
        [](ProxyOptions& o, const std::string& v) {
          o.cache_resources.clear();
          size_t start = 0;

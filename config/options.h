@@ -29,6 +29,7 @@ struct ProxyOptions {
   std::chrono::milliseconds upstream_dial_timeout{std::chrono::seconds(10)};
   std::chrono::milliseconds upstream_keepalive{std::chrono::seconds(30)};
   std::vector<std::string> cache_resources;  // e.g. configmaps, deployments.apps
+  std::chrono::milliseconds consistent_read_wait{250};
   int64_t max_request_header_bytes = 1 << 20;
   int64_t max_header_count = 256;
   bool show_help = false;

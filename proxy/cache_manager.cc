@@ -172,6 +172,8 @@ struct CacheManager::Cached {
   std::unique_ptr<Transport> transport;
   std::unique_ptr<cache::Reflector> reflector;
   std::string discovery_error = "not discovered yet";
+  std::mutex served_mu;  // /metrics reads `served` on the admin loop's scrape
+  std::shared_ptr<const CachedResource> served;
 };
 
 CacheManager::CacheManager(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials,
@@ -198,10 +200,24 @@ CacheManager::CacheManager(event_base* base, UpstreamPool& pool, ProxyCredential
                       [cp] { return double(cp->store->stats().snapshots); });
     metrics_.addGauge("kube_cache_proxy_cache_history_events", labels, "Events held for watch resume.",
                       [cp] { return double(cp->store->stats().history_events); });
-    metrics_.addGauge("kube_cache_proxy_cache_relists", labels, "Relists since start (410 or errors).",
+    metrics_.addGauge("kube_cache_proxy_cache_relists_total", labels, "Relists since start (410 or errors).",
                       [cp] { return cp->reflector ? double(cp->reflector->relists()) : 0.0; });
-    metrics_.addGauge("kube_cache_proxy_cache_reconnects", labels, "Watch reconnects since start.",
+    metrics_.addGauge("kube_cache_proxy_cache_reconnects_total", labels, "Watch reconnects since start.",
                       [cp] { return cp->reflector ? double(cp->reflector->reconnects()) : 0.0; });
+    const auto counter = [cp](std::atomic<uint64_t> CachedResource::*member) {
+      return [cp, member] {
+        std::lock_guard lock(cp->served_mu);
+        return cp->served ? double(((*cp->served).*member).load()) : 0.0;
+      };
+    };
+    metrics_.addGauge("kube_cache_proxy_consistent_read_probes_total", labels,
+                      "One-item LISTs sent upstream to learn its current resourceVersion for a consistent read.",
+                      counter(&CachedResource::consistent_read_probes));
+    metrics_.addGauge("kube_cache_proxy_consistent_reads_total", labels + ",served_from=\"cache\"",
+                      "Consistent reads (LIST without resourceVersion) tried on the cache, by how they were answered.",
+                      counter(&CachedResource::consistent_reads_from_cache));
+    metrics_.addGauge("kube_cache_proxy_consistent_reads_total", labels + ",served_from=\"upstream\"", "",
+                      counter(&CachedResource::consistent_reads_forwarded));
     metrics_.addGauge("kube_cache_proxy_cache_synced", labels, "1 once the first LIST completed.",
                       [cp] { return cp->reflector && cp->reflector->synced() ? 1.0 : 0.0; });
   }
@@ -255,9 +271,14 @@ void CacheManager::discover(size_t index) {
         served->list_kind = c.info.kind + "List";
         served->group_version = group_version;
         served->namespaced = namespaced;
+        served->path = c.info.path;
         served->fields = std::move(fields);
         served->store = c.store.get();
         served->reflector = c.reflector.get();
+        {
+          std::lock_guard lock(c.served_mu);
+          c.served = served;
+        }
         {
           std::lock_guard lock(registry_mu_);
           registry_.push_back(std::move(served));

@@ -29,9 +29,15 @@ struct CachedResource {
   std::string group, version, resource;
   std::string kind, list_kind, group_version;
   bool namespaced = true;
+  std::string path;  // the collection across namespaces, e.g. /api/v1/configmaps
   cache::ResourceFields fields;
   cache::Store* store = nullptr;
   const cache::Reflector* reflector = nullptr;
+  // The cache's resourceVersion when a consistent read last gave up waiting.
+  mutable std::atomic<uint64_t> consistent_read_missed_at{0};
+  // Consistent reads: upstream probes sent, and how they were answered.
+  mutable std::atomic<uint64_t> consistent_read_probes{0}, consistent_reads_from_cache{0},
+      consistent_reads_forwarded{0};
 };
 
 class CacheManager {

@@ -153,7 +153,7 @@ int run(const config::ProxyOptions& opts) {
         "worker-" + std::to_string(i), listens, limits, shard, [&](Worker& w) -> std::unique_ptr<Router> {
           return std::make_unique<ProxyRouter>(w.base(), target, proxy_ctx.get(), passthrough_ctx.get(), credentials,
                                                opts.upstream_dial_timeout, opts.upstream_keepalive, w.metrics(),
-                                               cache.get());
+                                               cache.get(), opts.consistent_read_wait);
         }));
   }
   for (auto& w : workers) w->start();

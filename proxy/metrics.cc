@@ -164,7 +164,9 @@ std::string Metrics::render() const {
   out << "kube_cache_proxy_upstream_connections " << upstream_conns << '\n';
   for (size_t i = 0; i < gauges_.size(); ++i) {
     const Gauge& g = gauges_[i];
-    if (i == 0 || gauges_[i - 1].name != g.name) header(out, g.name.c_str(), "gauge", g.help.c_str());
+    if (i == 0 || gauges_[i - 1].name != g.name) {
+      header(out, g.name.c_str(), g.name.ends_with("_total") ? "counter" : "gauge", g.help.c_str());
+    }
     out << g.name;
     if (!g.labels.empty()) out << '{' << g.labels << '}';
     out << ' ' << formatValue(g.value()) << '\n';

@@ -53,8 +53,8 @@ class Metrics {
   // A new shard for a worker; the shard lives as long as this Metrics.
   Shard& addShard();
 
-  // Gauges computed at scrape time (e.g. upstream reachability), on the
-  // scraping thread. `labels` is the inside of the braces ("" for none);
+  // Gauges (and counters, named *_total) computed at scrape time (e.g.
+  // upstream reachability), on the scraping thread. `labels` is the inside of the braces ("" for none);
   // series of one name share their HELP and TYPE lines.
   void addGauge(std::string name, std::string labels, std::string help, std::function<double()> value);
 

@@ -5,6 +5,7 @@
 #include "config/log.h"
 #include "proxy/cache_manager.h"
 #include "proxy/cached_list.h"
+#include "proxy/consistent_read.h"
 #include "proxy/forwarder.h"
 #include "proxy/request_info.h"
 #include "proxy/upgrade_tunnel.h"
@@ -42,7 +43,8 @@ std::string ProxyCredentials::bearerToken() {
 ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx,
                          SSL_CTX* passthrough_ctx, ProxyCredentials& credentials,
                          std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive,
-                         Metrics::Shard& metrics, const CacheManager* cache)
+                         Metrics::Shard& metrics, const CacheManager* cache,
+                         std::chrono::milliseconds consistent_read_wait)
     : base_(base),
       target_(target),
       proxy_ctx_(proxy_ctx),
@@ -53,7 +55,8 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
                  &metrics.upstream_connections),
       credentials_(credentials),
       metrics_(metrics),
-      cache_(cache) {}
+      cache_(cache),
+      consistent_read_wait_(consistent_read_wait) {}
 
 namespace {
 
@@ -81,15 +84,47 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
   // credentials are forwarded until they can be authorized here (issue 7).
   if (cache_ != nullptr && head.header("authorization") == nullptr && info.verb == "list" && head.method == "GET" &&
       info.subresource.empty() && cacheWritesFormat(head)) {
-    const auto cached = cache_->find(info.api_group, info.api_version, info.resource);
-    const auto q = head.path.find('?');
-    const auto options = parseListOptions(q == std::string::npos ? "" : std::string_view(head.path).substr(q + 1));
-    if (cached && options && (cached->namespaced || info.namespace_.empty())) {
-      if (auto plan = planList(*cached, info, *options)) {
-        return std::make_unique<CachedList>(*cached, std::move(*plan), head, info, stream, metrics_);
-      }
-    }
+    if (auto handler = fromCache(head, info, stream)) return handler;
   }
+  return forward(head, std::move(info), stream);
+}
+
+RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream) {
+  const auto cached = cache_->find(info.api_group, info.api_version, info.resource);
+  const auto q = head.path.find('?');
+  const auto options = parseListOptions(q == std::string::npos ? "" : std::string_view(head.path).substr(q + 1));
+  if (!cached || !options || (!cached->namespaced && !info.namespace_.empty())) return nullptr;
+  const bool consistent =
+      options->resource_version.empty() && options->resource_version_match.empty() && options->continue_token.empty();
+  if (!consistent) {
+    auto plan = planList(*cached, info, *options);
+    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), head, info, stream, metrics_) : nullptr;
+  }
+  // A consistent read: served as "not older than" kube-apiserver's current
+  // resourceVersion, once the cache has reached it.
+  ListOptions at_least = *options;
+  at_least.resource_version_match = "NotOlderThan";
+  at_least.resource_version = "1";
+  if (!planList(*cached, info, at_least) || !ConsistentRead::worthTrying(*cached)) return nullptr;
+  RequestHead probe;
+  probe.method = "GET";
+  probe.path = cached->path + "?limit=1";
+  probe.end_stream = true;
+  probe.headers = {{"accept", "application/json"}, {"user-agent", "kube-cache-proxy/consistent-read"}};
+  if (const std::string token = credentials_.bearerToken(); !token.empty()) {
+    probe.headers.push_back({"authorization", "Bearer " + token});
+  }
+  auto serve = [this, cached, head, info, at_least, &stream](uint64_t rv) mutable -> RequestHandlerPtr {
+    at_least.resource_version = std::to_string(rv);
+    auto plan = planList(*cached, info, at_least);
+    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), head, info, stream, metrics_) : nullptr;
+  };
+  auto fwd = [this, head, info, &stream] { return forward(head, info, stream); };
+  return std::make_unique<ConsistentRead>(base_, as_proxy_, std::move(probe), *cached, consistent_read_wait_,
+                                          std::move(serve), std::move(fwd));
+}
+
+RequestHandlerPtr ProxyRouter::forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream) {
   RequestHead up = head;
   std::erase_if(up.headers, [](const Header& h) { return isHopByHop(h.name); });
   // Identity (until client authentication lands): a client's own

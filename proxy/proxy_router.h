@@ -44,10 +44,15 @@ class ProxyRouter : public Router {
   // `cache` (may be null) answers the LISTs it can answer exactly.
   ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx, SSL_CTX* passthrough_ctx,
               ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout,
-              std::chrono::milliseconds keepalive, Metrics::Shard& metrics, const CacheManager* cache);
+              std::chrono::milliseconds keepalive, Metrics::Shard& metrics, const CacheManager* cache,
+              std::chrono::milliseconds consistent_read_wait);
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
 
  private:
+  // A LIST from the cache, or null when the cache cannot answer it exactly.
+  RequestHandlerPtr fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream);
+  RequestHandlerPtr forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream);
+
   event_base* base_;
   UpstreamTarget target_;
   SSL_CTX* proxy_ctx_;
@@ -58,6 +63,7 @@ class ProxyRouter : public Router {
   ProxyCredentials& credentials_;
   Metrics::Shard& metrics_;
   const CacheManager* cache_;
+  std::chrono::milliseconds consistent_read_wait_;
 };
 
 }  // namespace kcp::proxy

@@ -27,5 +27,14 @@ check "the proxy syncs its cache" synced
 check "320 random LISTs and their page walks: identical to kube-apiserver's, cached ones never reach it" conformance 1
 "$KCLUSTER" churn --kubeconfig "$K" --resource configmaps --rate 20 --duration 3s --namespaces 2 --namespace-prefix conf --seed 5 >/dev/null 2>&1
 check "after writes: another 320, identical" conformance 2
+cached_consistent() {
+  curl -s "http://127.0.0.1:$aport/metrics" |
+    awk '/^kube_cache_proxy_consistent_reads_total\{resource="configmaps",served_from="cache"\}/ {print int($2)}'
+}
+read_your_writes() { (cd "$ROOT/tests/e2e" && /usr/bin/python3 read_your_writes.py "$iport" "$K" conf-0 50); }
+mostly_from_cache() { local after; after=$(cached_consistent); echo "cache-served consistent reads: $before -> $after"; ((after - before >= 45)); }
+before=$(cached_consistent)
+check "read your writes: a consistent LIST through the proxy after each of 50 creates sees it" read_your_writes
+check "and those consistent LISTs were answered from the cache (it caught up with each write)" mostly_from_cache
 check "the proxy logged no sanitizer report" bash -c "! grep -E 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' '$state/proxy.log'"
 finish

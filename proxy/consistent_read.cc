@@ -1,0 +1,133 @@
+#include "proxy/consistent_read.h"
+
+#include "cache/json_scan.h"
+#include "cache/object.h"
+
+namespace kcp::proxy {
+namespace {
+
+constexpr size_t kMaxProbeBody = 16 << 20;  // one object, however large kube-apiserver allows
+constexpr std::chrono::milliseconds kPollInterval{2};
+
+}  // namespace
+
+ConsistentRead::ConsistentRead(event_base* base, UpstreamPool& pool, RequestHead probe,
+                               const CachedResource& resource, std::chrono::milliseconds wait, Serve serve,
+                               Forward forward)
+    : resource_(resource),
+      deadline_(std::chrono::steady_clock::now() + wait),
+      serve_(std::move(serve)),
+      forward_(std::move(forward)),
+      poll_(evtimer_new(base, onPoll, this)) {
+  resource_.consistent_read_probes.fetch_add(1, std::memory_order_relaxed);
+  probe_ = pool.submit(std::move(probe), this);
+}
+
+ConsistentRead::~ConsistentRead() {
+  if (probe_ != nullptr) probe_->cancel();
+  event_free(poll_);
+}
+
+bool ConsistentRead::worthTrying(const CachedResource& resource) {
+  return resource.store->current()->resource_version != resource.consistent_read_missed_at.load();
+}
+
+void ConsistentRead::forward() {
+  resource_.consistent_reads_forwarded.fetch_add(1, std::memory_order_relaxed);
+  decide(forward_());
+}
+
+void ConsistentRead::decide(RequestHandlerPtr handler) {
+  if (probe_ != nullptr) probe_->cancel();
+  probe_ = nullptr;
+  evtimer_del(poll_);
+  inner_ = std::move(handler);  // its constructor has submitted the response
+  if (request_complete_) inner_->onRequestComplete();
+}
+
+void ConsistentRead::check() {
+  const uint64_t cache_rv = resource_.store->current()->resource_version;
+  if (cache_rv >= upstream_rv_) {
+    if (auto handler = serve_(upstream_rv_)) {
+      resource_.consistent_reads_from_cache.fetch_add(1, std::memory_order_relaxed);
+      decide(std::move(handler));
+      return;
+    }
+  } else if (std::chrono::steady_clock::now() < deadline_) {
+    const timeval tv = timevalOf(kPollInterval);
+    evtimer_add(poll_, &tv);
+    return;
+  } else {
+    resource_.consistent_read_missed_at.store(cache_rv);
+  }
+  forward();
+}
+
+void ConsistentRead::onPoll(evutil_socket_t, short, void* self) { static_cast<ConsistentRead*>(self)->check(); }
+
+void ConsistentRead::onUpstreamResponse(const ResponseHead& head, bool) { probe_status_ = head.status; }
+
+void ConsistentRead::onUpstreamData(const uint8_t* data, size_t len) {
+  if (probe_body_.size() + len > kMaxProbeBody) {
+    forward();
+    return;
+  }
+  probe_body_.append(reinterpret_cast<const char*>(data), len);
+  probe_->consume(len);
+}
+
+void ConsistentRead::onUpstreamComplete() {
+  probe_ = nullptr;
+  if (closed_) return;
+  // Any failure of the probe is left to the real request: forwarded, it gets
+  // kube-apiserver's own answer.
+  const auto page = probe_status_ == 200 ? cache::scanJsonList(probe_body_, nullptr) : std::nullopt;
+  if (!page || !cache::parseResourceVersion(page->resource_version, upstream_rv_)) {
+    forward();
+    return;
+  }
+  probe_body_.clear();
+  check();
+}
+
+void ConsistentRead::onUpstreamError(const std::string&) {
+  probe_ = nullptr;
+  if (!closed_) forward();
+}
+
+size_t ConsistentRead::requestBodyReady(bool* eof) {
+  *eof = true;
+  return 0;
+}
+
+void ConsistentRead::onRequestBody(const uint8_t* data, size_t len) {
+  if (inner_) inner_->onRequestBody(data, len);
+}
+
+void ConsistentRead::onRequestComplete() {
+  request_complete_ = true;
+  if (inner_) inner_->onRequestComplete();
+}
+
+size_t ConsistentRead::responseBodyReady(bool* eof) {
+  if (inner_) return inner_->responseBodyReady(eof);
+  *eof = false;
+  return 0;
+}
+
+void ConsistentRead::pullResponseBody(evbuffer* out, size_t n) {
+  if (inner_) inner_->pullResponseBody(out, n);
+}
+
+void ConsistentRead::onDownstreamClosed() {
+  closed_ = true;
+  if (inner_) {
+    inner_->onDownstreamClosed();
+    return;
+  }
+  if (probe_ != nullptr) probe_->cancel();
+  probe_ = nullptr;
+  evtimer_del(poll_);
+}
+
+}  // namespace kcp::proxy

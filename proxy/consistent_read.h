@@ -1,0 +1,74 @@
+// A consistent read (resourceVersion unset) answered from the cache, as
+// kube-apiserver answers it from its watch cache: learn upstream's current
+// resourceVersion with a one-item LIST, wait until the cache has reached it,
+// then serve from the cache. The cache only learns it has reached a
+// resourceVersion from an event or bookmark at or after it, so a quiet
+// resource may not get there: after --consistent-read-wait the request is
+// forwarded instead, and until the resource changes again its consistent
+// reads are forwarded straight away.
+#pragma once
+
+#include <event2/event.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "proxy/cache_manager.h"
+#include "proxy/exchange.h"
+#include "proxy/upstream.h"
+
+namespace kcp::proxy {
+
+class ConsistentRead : public RequestHandler, public UpstreamStreamHandler {
+ public:
+  // Returns the handler that answers from the cache at (at least) `rv`, or
+  // null when the cache cannot answer after all.
+  using Serve = std::function<RequestHandlerPtr(uint64_t rv)>;
+  using Forward = std::function<RequestHandlerPtr()>;
+
+  // Sends `probe` (a one-item LIST of the resource) on `pool`.
+  ConsistentRead(event_base* base, UpstreamPool& pool, RequestHead probe, const CachedResource& resource,
+                 std::chrono::milliseconds wait, Serve serve, Forward forward);
+  ~ConsistentRead() override;
+
+  // Whether a consistent read of `resource` is worth trying from the cache:
+  // not while it is as quiet as when the last attempt ran out of time.
+  static bool worthTrying(const CachedResource& resource);
+
+  // RequestHandler: passed on once the answer is decided.
+  void onRequestBody(const uint8_t* data, size_t len) override;
+  void onRequestComplete() override;
+  size_t responseBodyReady(bool* eof) override;
+  void pullResponseBody(evbuffer* out, size_t n) override;
+  void onDownstreamClosed() override;
+
+  // UpstreamStreamHandler: the probe.
+  void onUpstreamResponse(const ResponseHead& head, bool end_stream) override;
+  void onUpstreamData(const uint8_t* data, size_t len) override;
+  void onUpstreamComplete() override;
+  void onUpstreamError(const std::string& reason) override;
+  size_t requestBodyReady(bool* eof) override;
+  void pullRequestBody(evbuffer*, size_t) override {}
+
+ private:
+  static void onPoll(evutil_socket_t, short, void* self);
+  void check();
+  void decide(RequestHandlerPtr handler);
+  void forward();
+
+  const CachedResource& resource_;
+  std::chrono::steady_clock::time_point deadline_;
+  Serve serve_;
+  Forward forward_;
+  UpstreamStream* probe_ = nullptr;
+  int probe_status_ = 0;
+  std::string probe_body_;
+  uint64_t upstream_rv_ = 0;
+  event* poll_ = nullptr;
+  RequestHandlerPtr inner_;  // the decided answer
+  bool request_complete_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace kcp::proxy
