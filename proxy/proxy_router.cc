@@ -4,6 +4,7 @@
 
 #include "config/log.h"
 #include "proxy/cache_manager.h"
+#include "proxy/cached_get.h"
 #include "proxy/cached_list.h"
 #include "proxy/consistent_read.h"
 #include "proxy/forwarder.h"
@@ -82,8 +83,8 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
   // credentials of their own): the proxy may read what it caches, and that is
   // all such a request could do upstream. Requests with their own
   // credentials are forwarded until they can be authorized here (issue 7).
-  if (cache_ != nullptr && head.header("authorization") == nullptr && info.verb == "list" && head.method == "GET" &&
-      info.subresource.empty() && cacheWritesFormat(head)) {
+  if (cache_ != nullptr && head.header("authorization") == nullptr && (info.verb == "list" || info.verb == "get") &&
+      head.method == "GET" && info.subresource.empty() && cacheWritesFormat(head)) {
     if (auto handler = fromCache(head, info, stream)) return handler;
   }
   return forward(head, std::move(info), stream);
@@ -91,9 +92,23 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
 
 RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream) {
   const auto cached = cache_->find(info.api_group, info.api_version, info.resource);
+  if (!cached || (!cached->namespaced && !info.namespace_.empty())) return nullptr;
   const auto q = head.path.find('?');
-  const auto options = parseListOptions(q == std::string::npos ? "" : std::string_view(head.path).substr(q + 1));
-  if (!cached || !options || (!cached->namespaced && !info.namespace_.empty())) return nullptr;
+  const std::string_view query = q == std::string::npos ? "" : std::string_view(head.path).substr(q + 1);
+  if (info.verb == "get") {
+    if (cached->namespaced == info.namespace_.empty()) return nullptr;
+    bool consistent;
+    const auto min_rv = cachedGetMinResourceVersion(query, &consistent);
+    auto serve = [this, cached, head, info, &stream](uint64_t rv) -> RequestHandlerPtr {
+      auto snapshot = cached->store->current();
+      if (snapshot->resource_version < rv) return nullptr;
+      return std::make_unique<CachedGet>(*cached, snapshot, head, info, stream, metrics_);
+    };
+    if (min_rv) return serve(*min_rv);
+    return consistent ? consistentRead(cached, std::move(serve), head, info, stream) : nullptr;
+  }
+  const auto options = parseListOptions(query);
+  if (!options) return nullptr;
   const bool consistent =
       options->resource_version.empty() && options->resource_version_match.empty() && options->continue_token.empty();
   if (!consistent) {
@@ -105,7 +120,19 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
   ListOptions at_least = *options;
   at_least.resource_version_match = "NotOlderThan";
   at_least.resource_version = "1";
-  if (!planList(*cached, info, at_least) || !ConsistentRead::worthTrying(*cached)) return nullptr;
+  if (!planList(*cached, info, at_least)) return nullptr;
+  auto serve = [this, cached, head, info, at_least, &stream](uint64_t rv) mutable -> RequestHandlerPtr {
+    at_least.resource_version = std::to_string(rv);
+    auto plan = planList(*cached, info, at_least);
+    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), head, info, stream, metrics_) : nullptr;
+  };
+  return consistentRead(cached, std::move(serve), head, info, stream);
+}
+
+RequestHandlerPtr ProxyRouter::consistentRead(const std::shared_ptr<const CachedResource>& cached,
+                                              std::function<RequestHandlerPtr(uint64_t rv)> serve, const RequestHead& head,
+                                              const RequestInfo& info, DownstreamStream& stream) {
+  if (!ConsistentRead::worthTrying(*cached)) return nullptr;
   RequestHead probe;
   probe.method = "GET";
   probe.path = cached->path + "?limit=1";
@@ -114,11 +141,6 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
   if (const std::string token = credentials_.bearerToken(); !token.empty()) {
     probe.headers.push_back({"authorization", "Bearer " + token});
   }
-  auto serve = [this, cached, head, info, at_least, &stream](uint64_t rv) mutable -> RequestHandlerPtr {
-    at_least.resource_version = std::to_string(rv);
-    auto plan = planList(*cached, info, at_least);
-    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), head, info, stream, metrics_) : nullptr;
-  };
   auto fwd = [this, head, info, &stream] { return forward(head, info, stream); };
   return std::make_unique<ConsistentRead>(base_, as_proxy_, std::move(probe), *cached, consistent_read_wait_,
                                           std::move(serve), std::move(fwd));

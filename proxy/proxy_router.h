@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,6 +36,7 @@ class ProxyCredentials {
 };
 
 class CacheManager;
+struct CachedResource;
 
 class ProxyRouter : public Router {
  public:
@@ -49,8 +51,13 @@ class ProxyRouter : public Router {
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
 
  private:
-  // A LIST from the cache, or null when the cache cannot answer it exactly.
+  // A LIST or GET from the cache, or null when the cache cannot answer it exactly.
   RequestHandlerPtr fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream);
+  // A consistent read: `serve` once the cache has reached upstream's current
+  // resourceVersion, else forwarded. Null when not worth trying.
+  RequestHandlerPtr consistentRead(const std::shared_ptr<const CachedResource>& cached,
+                                   std::function<RequestHandlerPtr(uint64_t rv)> serve,
+                                   const RequestHead& head, const RequestInfo& info, DownstreamStream& stream);
   RequestHandlerPtr forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream);
 
   event_base* base_;

@@ -179,10 +179,18 @@ def main():
             m = re.match(r'kube_cache_proxy_consistent_read_probes_total\{.*\} (\S+)$', line)
             if m:
                 out["probes"] += int(float(m.group(1)))
-            m = re.match(r'kube_cache_proxy_requests_total\{.*verb="list".*served_from="(\w+)"\} (\S+)$', line)
+            m = re.match(r'kube_cache_proxy_requests_total\{.*verb="(?:list|get)".*served_from="(\w+)"\} (\S+)$', line)
             if m:
                 out[m.group(1)] += int(float(m.group(2)))
         return out
+
+    # Object names for GETs, read before counting kube-apiserver's requests.
+    names = {}  # (resource, namespace) -> object names
+    for name, (prefix, namespaced, _) in resources.items():
+        for namespace in namespaces if namespaced else [""]:
+            path = prefix + (f"/namespaces/{namespace}" if namespace else "") + "/" + name.split(".")[0]
+            status, body = upstream.get(path)
+            names[(name, namespace)] = [o["metadata"]["name"] for o in json.loads(body)["items"]] if status == 200 else []
 
     lists_before, served_before = apiserver_lists(), proxy_served()
 
@@ -195,6 +203,15 @@ def main():
         name = rnd.choice(list(resources))
         prefix, namespaced, extra = resources[name]
         plural = name.split(".")[0]
+        if rnd.random() < 0.25:
+            # A GET of one object (or of one that is not there).
+            namespace = rnd.choice(namespaces) if namespaced else ""
+            path = prefix + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}/" + \
+                rnd.choice(names[(name, namespace)] + ["no-such-object"])
+            q = rnd.choice(["?resourceVersion=0", "", "?resourceVersion=" + cache_rv(name), "?resourceVersion=x",
+                            "?resourceVersion=0&pretty=true"])
+            run(path + q, path + q, True)
+            continue
         scope = rnd.choice(["all"] + (namespaces + ["conf-none"] if namespaced else []))
         path = prefix + ("" if scope == "all" else f"/namespaces/{scope}") + "/" + plural
         q = {}

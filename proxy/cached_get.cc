@@ -1,0 +1,78 @@
+#include "proxy/cached_get.h"
+
+#include "cache/json_scan.h"
+#include "encoder/status.h"
+
+namespace kcp::proxy {
+namespace {
+
+void releaseObject(const void*, size_t, void* arg) { delete static_cast<cache::ObjectPtr*>(arg); }
+
+}  // namespace
+
+std::optional<uint64_t> cachedGetMinResourceVersion(std::string_view query, bool* consistent) {
+  std::string rv_text;
+  bool other = false, seen = false;
+  const bool decoded = forEachQueryParam(query, [&](const std::string& key, const std::string& value) {
+    if (key == "resourceVersion" && !seen) {
+      rv_text = value;
+      seen = true;
+    } else if (key != "timeout") {
+      other = true;  // pretty, or a repeated or unknown parameter
+    }
+    return !other;
+  });
+  *consistent = false;
+  if (!decoded || other) return std::nullopt;
+  if (rv_text.empty()) {
+    *consistent = true;
+    return std::nullopt;
+  }
+  uint64_t rv;
+  if (!cache::parseResourceVersion(rv_text, rv)) return std::nullopt;
+  return rv;
+}
+
+CachedGet::CachedGet(const CachedResource& resource, const cache::SnapshotPtr& snapshot, const RequestHead& head,
+                     const RequestInfo& info, DownstreamStream& stream, Metrics::Shard& metrics)
+    : body_(evbuffer_new()), record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
+  const std::string key = info.namespace_.empty() ? info.name : info.namespace_ + "/" + info.name;
+  ResponseHead response;
+  response.headers = {{"cache-control", "no-cache, private"}, {"content-type", "application/json"}};
+  if (cache::ObjectPtr obj = snapshot->objects.find(key)) {
+    response.status = 200;
+    // Typed objects are stored in list-item form, without kind and apiVersion.
+    if (!resource.reflector->sortedListKeys()) {
+      const std::string prefix = cache::typeMetaPrefix(resource.kind, resource.group_version);
+      evbuffer_add(body_, prefix.data(), prefix.size());
+      evbuffer_add_reference(body_, obj->json.data() + 1, obj->json.size() - 1, releaseObject,
+                             new cache::ObjectPtr(obj));
+    } else {
+      evbuffer_add_reference(body_, obj->json.data(), obj->json.size(), releaseObject, new cache::ObjectPtr(obj));
+    }
+    evbuffer_add(body_, "\n", 1);
+  } else {
+    response.status = 404;
+    const std::string qualified = resource.group.empty() ? resource.resource : resource.resource + "." + resource.group;
+    encoder::Status status{404, "NotFound", qualified + " \"" + info.name + "\" not found",
+                           {info.name, resource.group, resource.resource}};
+    const std::string json = encoder::statusJson(status);
+    evbuffer_add(body_, json.data(), json.size());
+  }
+  record_.setStatus(response.status);
+  stream.submitResponse(response, false);
+}
+
+CachedGet::~CachedGet() { evbuffer_free(body_); }
+
+size_t CachedGet::responseBodyReady(bool* eof) {
+  *eof = true;
+  return evbuffer_get_length(body_);
+}
+
+void CachedGet::pullResponseBody(evbuffer* out, size_t n) {
+  evbuffer_remove_buffer(body_, out, n);
+  record_.addBytesOut(n);
+}
+
+}  // namespace kcp::proxy
