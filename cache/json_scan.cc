@@ -110,6 +110,39 @@ struct WatchScanner : Scanner {
   }
 };
 
+// Finds the span of metadata.resourceVersion's value (without quotes).
+struct ResourceVersionScanner : Scanner {
+  using Scanner::Scanner;
+  size_t start = 0, length = 0;
+  bool found = false;
+  bool StartObject() {
+    push();
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    --depth;
+    return true;
+  }
+  bool StartArray() {
+    push();
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    --depth;
+    return true;
+  }
+  bool String(const char*, rapidjson::SizeType n, bool) {
+    if (depth == 2 && key(1) == "metadata" && key(2) == "resourceVersion" && !found) {
+      // The stream is just past the closing quote; resourceVersions are
+      // digits, so the value's bytes are the n before it.
+      found = true;
+      length = n;
+      start = pos() - 1 - n;
+    }
+    return true;
+  }
+};
+
 template <typename H>
 bool parse(H& handler, rapidjson::MemoryStream& stream, std::string* error) {
   rapidjson::Reader reader;
@@ -145,6 +178,16 @@ std::optional<JsonWatchEvent> scanJsonWatchEvent(std::string_view line, std::str
     return std::nullopt;
   }
   return std::move(h.event);
+}
+
+std::optional<std::string> withResourceVersion(std::string_view object, uint64_t resource_version) {
+  rapidjson::MemoryStream stream(object.data(), object.size());
+  ResourceVersionScanner h(stream);
+  if (!parse(h, stream, nullptr) || !h.found) return std::nullopt;
+  std::string out(object.substr(0, h.start));
+  out += std::to_string(resource_version);
+  out.append(object.substr(h.start + h.length));
+  return out;
 }
 
 std::string typeMetaPrefix(std::string_view kind, std::string_view api_version) {

@@ -33,6 +33,12 @@ struct JsonWatchEvent {
 // Scans one watch event ({"type":...,"object":{...}}).
 std::optional<JsonWatchEvent> scanJsonWatchEvent(std::string_view line, std::string* error);
 
+// The object with metadata.resourceVersion set to `resource_version` (what
+// kube-apiserver sends in a DELETED event for an object that left a watch's
+// selection: its previous state at the event's resourceVersion). nullopt when
+// the object has no such field.
+std::optional<std::string> withResourceVersion(std::string_view object, uint64_t resource_version);
+
 // The list-item form of an object as kube-apiserver writes a typed object in
 // a GET or a watch event: `{"kind":"K","apiVersion":"V",` followed by the
 // rest. Returns the object without that prefix (`{` + rest), or nullopt when

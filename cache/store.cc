@@ -1,6 +1,7 @@
 #include "cache/store.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace kcp::cache {
 namespace {
@@ -34,7 +35,29 @@ void Store::trim(Clock::time_point now) {
   }
 }
 
+void Store::notify() {
+  std::lock_guard lock(listeners_mu_);
+  for (const auto& [id, fn] : listeners_) fn();
+}
+
+size_t Store::subscribe(std::function<void()> fn) {
+  std::lock_guard lock(listeners_mu_);
+  listeners_[next_listener_] = std::move(fn);
+  return next_listener_++;
+}
+
+void Store::unsubscribe(size_t id) {
+  std::lock_guard lock(listeners_mu_);
+  listeners_.erase(id);
+}
+
 std::vector<EventPtr> Store::replace(const std::vector<ObjectPtr>& objects, uint64_t rv, Clock::time_point now) {
+  std::vector<EventPtr> diff = replaceLocked(objects, rv, now);
+  notify();
+  return diff;
+}
+
+std::vector<EventPtr> Store::replaceLocked(const std::vector<ObjectPtr>& objects, uint64_t rv, Clock::time_point now) {
   BTree tree;
   for (const auto& o : objects) tree = tree.upsert(o);
   std::lock_guard lock(mu_);
@@ -69,6 +92,12 @@ std::vector<EventPtr> Store::replace(const std::vector<ObjectPtr>& objects, uint
 }
 
 bool Store::apply(EventType type, ObjectPtr object, std::string* error, Clock::time_point now) {
+  const bool applied = applyLocked(type, std::move(object), error, now);
+  if (applied) notify();
+  return applied;
+}
+
+bool Store::applyLocked(EventType type, ObjectPtr object, std::string* error, Clock::time_point now) {
   const auto fail = [error](std::string m) {
     if (error != nullptr) *error = std::move(m);
     return false;
@@ -94,11 +123,14 @@ bool Store::apply(EventType type, ObjectPtr object, std::string* error, Clock::t
 }
 
 void Store::bookmark(uint64_t rv, Clock::time_point now) {
-  std::lock_guard lock(mu_);
-  if (rv <= current_->resource_version) return;
-  // Nothing changed up to rv: the same objects, now known current at rv.
-  publish(current_->objects, rv, now);
-  trim(now);
+  {
+    std::lock_guard lock(mu_);
+    if (rv <= current_->resource_version) return;
+    // Nothing changed up to rv: the same objects, now known current at rv.
+    publish(current_->objects, rv, now);
+    trim(now);
+  }
+  notify();
 }
 
 SnapshotPtr Store::current() const {
@@ -116,14 +148,19 @@ SnapshotPtr Store::snapshotAt(uint64_t rv) const {
 }
 
 std::optional<std::vector<EventPtr>> Store::eventsSince(uint64_t rv) const {
-  std::lock_guard lock(mu_);
-  if (rv < history_start_) return std::nullopt;
   std::vector<EventPtr> out;
-  // History is in resourceVersion order; skip what the caller has seen.
+  if (!eventsAfter(rv, SIZE_MAX, out)) return std::nullopt;
+  return out;
+}
+
+bool Store::eventsAfter(uint64_t rv, size_t max, std::vector<EventPtr>& out, uint64_t* current) const {
+  std::lock_guard lock(mu_);
+  if (rv < history_start_) return false;
+  if (current != nullptr) *current = current_->resource_version;
   auto it = std::lower_bound(history_.begin(), history_.end(), rv,
                              [](const std::pair<EventPtr, Clock::time_point>& e, uint64_t v) { return e.first->resource_version <= v; });
-  for (; it != history_.end(); ++it) out.push_back(it->first);
-  return out;
+  for (; it != history_.end() && max > 0; ++it, --max) out.push_back(it->first);
+  return true;
 }
 
 uint64_t Store::oldestResourceVersion() const {

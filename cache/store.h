@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,8 +75,19 @@ class Store {
   // Events with resourceVersion > rv, oldest first; nullopt when rv is older
   // than the history (the caller answers 410 Expired).
   std::optional<std::vector<EventPtr>> eventsSince(uint64_t rv) const;
+  // Up to `max` events with resourceVersion > rv, oldest first, appended to
+  // `out`; false when rv is older than the history (too old: 410, or a watcher
+  // that fell behind).
+  // `current` (if given) gets the store's resourceVersion at the same moment:
+  // when fewer than `max` events came back, nothing else happened up to it.
+  bool eventsAfter(uint64_t rv, size_t max, std::vector<EventPtr>& out, uint64_t* current = nullptr) const;
   // The oldest resourceVersion a watch may resume from.
   uint64_t oldestResourceVersion() const;
+
+  // Calls `fn` (on the writer's thread, after the change is visible) whenever
+  // the store changes: watchers' wake-up. Returns an id for unsubscribe.
+  size_t subscribe(std::function<void()> fn);
+  void unsubscribe(size_t id);
 
   struct Stats {
     size_t objects, snapshots, history_events, history_bytes, json_bytes;
@@ -84,9 +96,12 @@ class Store {
   Stats stats() const;
 
  private:
+  std::vector<EventPtr> replaceLocked(const std::vector<ObjectPtr>& objects, uint64_t rv, Clock::time_point now);
+  bool applyLocked(EventType type, ObjectPtr object, std::string* error, Clock::time_point now);
   void publish(BTree objects, uint64_t rv, Clock::time_point now);
   void appendHistory(EventPtr e, Clock::time_point now);
   void trim(Clock::time_point now);
+  void notify();
 
   StoreLimits limits_;
   mutable std::mutex mu_;
@@ -96,6 +111,9 @@ class Store {
   size_t history_bytes_ = 0;
   size_t json_bytes_ = 0;
   uint64_t history_start_ = 0;  // events after this resourceVersion are all in history_
+  std::mutex listeners_mu_;
+  std::map<size_t, std::function<void()>> listeners_;
+  size_t next_listener_ = 0;
 };
 
 }  // namespace kcp::cache

@@ -6,6 +6,7 @@
 #include "proxy/cache_manager.h"
 #include "proxy/cached_get.h"
 #include "proxy/cached_list.h"
+#include "proxy/cached_watch.h"
 #include "proxy/consistent_read.h"
 #include "proxy/forwarder.h"
 #include "proxy/request_info.h"
@@ -83,7 +84,8 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
   // credentials of their own): the proxy may read what it caches, and that is
   // all such a request could do upstream. Requests with their own
   // credentials are forwarded until they can be authorized here (issue 7).
-  if (cache_ != nullptr && head.header("authorization") == nullptr && (info.verb == "list" || info.verb == "get") &&
+  if (cache_ != nullptr && head.header("authorization") == nullptr &&
+      (info.verb == "list" || info.verb == "get" || info.verb == "watch") &&
       head.method == "GET" && info.subresource.empty() && cacheWritesFormat(head)) {
     if (auto handler = fromCache(head, info, stream)) return handler;
   }
@@ -109,6 +111,20 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
   }
   const auto options = parseListOptions(query);
   if (!options) return nullptr;
+  if (info.verb == "watch") {
+    if (!options->watch) return nullptr;  // the deprecated /watch/ paths
+    bool consistent;
+    auto plan = planWatch(*cached, info, *options, 0, &consistent);
+    if (!plan) return nullptr;
+    auto serve = [this, cached, head, info, options = *options, &stream](uint64_t rv) -> RequestHandlerPtr {
+      bool ignored;
+      auto plan = planWatch(*cached, info, options, rv, &ignored);
+      if (!plan) return nullptr;
+      return std::make_unique<CachedWatch>(*cached, std::move(*plan), feed(*cached->store), base_, head, info, stream,
+                                           metrics_);
+    };
+    return consistent ? consistentRead(cached, std::move(serve), head, info, stream) : serve(0);
+  }
   const bool consistent =
       options->resource_version.empty() && options->resource_version_match.empty() && options->continue_token.empty();
   if (!consistent) {
@@ -144,6 +160,12 @@ RequestHandlerPtr ProxyRouter::consistentRead(const std::shared_ptr<const Cached
   auto fwd = [this, head, info, &stream] { return forward(head, info, stream); };
   return std::make_unique<ConsistentRead>(base_, as_proxy_, std::move(probe), *cached, consistent_read_wait_,
                                           std::move(serve), std::move(fwd));
+}
+
+WatchFeed& ProxyRouter::feed(cache::Store& store) {
+  auto& f = feeds_[&store];
+  if (!f) f = std::make_unique<WatchFeed>(base_, store);
+  return *f;
 }
 
 RequestHandlerPtr ProxyRouter::forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream) {

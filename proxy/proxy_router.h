@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +14,7 @@
 #include "proxy/request_info.h"
 #include "proxy/metrics.h"
 #include "proxy/upstream.h"
+#include "proxy/watch_feed.h"
 
 namespace kcp::proxy {
 
@@ -59,6 +61,8 @@ class ProxyRouter : public Router {
                                    std::function<RequestHandlerPtr(uint64_t rv)> serve,
                                    const RequestHead& head, const RequestInfo& info, DownstreamStream& stream);
   RequestHandlerPtr forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream);
+  // This worker's wake-up feed for watchers of `store`.
+  WatchFeed& feed(cache::Store& store);
 
   event_base* base_;
   UpstreamTarget target_;
@@ -71,6 +75,7 @@ class ProxyRouter : public Router {
   Metrics::Shard& metrics_;
   const CacheManager* cache_;
   std::chrono::milliseconds consistent_read_wait_;
+  std::map<const cache::Store*, std::unique_ptr<WatchFeed>> feeds_;  // destroyed before the cache
 };
 
 }  // namespace kcp::proxy

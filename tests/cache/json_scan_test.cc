@@ -78,3 +78,18 @@ TEST_CASE("type meta: a GET/watch object becomes its list-item form and back", "
   CHECK_FALSE(stripTypeMeta(R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{}})", "Widget", "example.com/v1"));
   CHECK_FALSE(stripTypeMeta(get, "Secret", "v1"));
 }
+
+TEST_CASE("an object's metadata.resourceVersion is rewritten in place, nothing else", "[cache]") {
+  using kcp::cache::withResourceVersion;
+  // Sorted keys (custom resources): a label named resourceVersion comes first.
+  const std::string cr =
+      R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"labels":{"resourceVersion":"7"},)"
+      R"("name":"w","resourceVersion":"7"},"spec":{"resourceVersion":"7"}})";
+  CHECK(withResourceVersion(cr, 1234) ==
+        R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"labels":{"resourceVersion":"7"},)"
+        R"("name":"w","resourceVersion":"1234"},"spec":{"resourceVersion":"7"}})");
+  CHECK(withResourceVersion(R"({"metadata":{"name":"a","resourceVersion":"99"}})", 5) ==
+        R"({"metadata":{"name":"a","resourceVersion":"5"}})");
+  CHECK_FALSE(withResourceVersion(R"({"metadata":{"name":"a"}})", 5));
+  CHECK_FALSE(withResourceVersion("{", 5));
+}

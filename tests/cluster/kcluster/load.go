@@ -277,6 +277,14 @@ func cmdChurn(args []string) error {
 					return err
 				}
 				rk.mutate(obj.Object, rnd)
+				if rnd.Intn(3) == 0 { // a label change: the object moves between label selections
+					labels := obj.GetLabels()
+					if labels == nil {
+						labels = map[string]string{}
+					}
+					labels["tier"] = pick(rnd, []string{"frontend", "backend", "cache"})
+					obj.SetLabels(labels)
+				}
 				_, err = dyn.Resource(rk.gvr).Namespace(k.ns).Update(ctx, obj, metav1.UpdateOptions{})
 				return err
 			})

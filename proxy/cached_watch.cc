@@ -1,0 +1,249 @@
+#include "proxy/cached_watch.h"
+
+#include <random>
+
+#include "cache/json_scan.h"
+#include "encoder/watch_event.h"
+
+namespace kcp::proxy {
+namespace {
+
+constexpr size_t kChunk = 64 << 10;
+constexpr size_t kBatch = 256;
+constexpr std::chrono::seconds kBookmarkPeriod{60};  // kube-apiserver's bookmark frequency
+constexpr std::chrono::seconds kMinRequestTimeout{1800};  // kube-apiserver's --min-request-timeout
+
+void releaseObject(const void*, size_t, void* arg) { delete static_cast<cache::ObjectPtr*>(arg); }
+
+}  // namespace
+
+std::optional<WatchPlan> planWatch(const CachedResource& resource, const RequestInfo& info,
+                                   const ListOptions& options, uint64_t upstream_rv, bool* consistent) {
+  *consistent = false;
+  WatchPlan plan;
+  const auto labels = cache::LabelSelector::parse(options.label_selector);
+  const auto fields = cache::FieldSelector::parse(options.field_selector);
+  if (!labels || !fields || !options.continue_token.empty() || options.limit != 0) return std::nullopt;
+  auto filter =
+      cache::ObjectFilter::make(*labels, *fields, resource.fields.fields, resource.fields.namespace_selectable);
+  if (!filter) return std::nullopt;
+  plan.filter = std::move(*filter);
+  plan.prefix = info.namespace_.empty() ? "" : info.namespace_ + "/";
+  plan.bookmarks = options.allow_watch_bookmarks;
+  if (options.timeout_seconds && *options.timeout_seconds < 0) return std::nullopt;
+  if (options.timeout_seconds && *options.timeout_seconds > 0) {
+    plan.timeout = std::chrono::seconds(*options.timeout_seconds);
+  } else {
+    // As kube-apiserver: a random time between the minimum request timeout and twice it.
+    static thread_local std::mt19937 rnd{std::random_device{}()};
+    plan.timeout = std::chrono::seconds(kMinRequestTimeout.count() +
+                                        std::uniform_int_distribution<int64_t>(0, kMinRequestTimeout.count())(rnd));
+  }
+  const std::string& rv_text = options.resource_version;
+  const std::string& match = options.resource_version_match;
+  uint64_t rv = 0;
+  if (!rv_text.empty() && !cache::parseResourceVersion(rv_text, rv)) return std::nullopt;
+  const bool watch_list = options.send_initial_events.value_or(false);
+  if (options.send_initial_events) {
+    // kube-apiserver requires NotOlderThan (and bookmarks, for initial events).
+    if (match != "NotOlderThan" || (watch_list && !options.allow_watch_bookmarks)) return std::nullopt;
+  } else if (!match.empty()) {
+    return std::nullopt;
+  }
+  const cache::SnapshotPtr current = resource.store->current();
+  if (rv_text.empty()) {
+    // A consistent start: the caller learns upstream's resourceVersion first.
+    *consistent = true;
+    rv = std::max<uint64_t>(upstream_rv, 1);
+  }
+  if (watch_list || (!options.send_initial_events && (rv_text.empty() || rv == 0))) {
+    // Initial state, then changes: the newest snapshot, if new enough.
+    if (current->resource_version < rv) return std::nullopt;
+    plan.initial = current;
+    plan.initial_events_end = watch_list;
+    plan.from = current->resource_version;
+    return plan;
+  }
+  // Changes after rv.
+  if (rv > current->resource_version) return std::nullopt;  // kube-apiserver waits for its cache, or fails
+  if (rv < resource.store->oldestResourceVersion()) {
+    plan.expired = rv;
+    return plan;
+  }
+  plan.from = rv;
+  return plan;
+}
+
+CachedWatch::CachedWatch(const CachedResource& resource, WatchPlan plan, WatchFeed& feed, event_base* base,
+                         const RequestHead& head, const RequestInfo& info, DownstreamStream& stream,
+                         Metrics::Shard& metrics)
+    : resource_(resource),
+      plan_(std::move(plan)),
+      feed_(feed),
+      stream_(stream),
+      position_(plan_.from),
+      staged_(evbuffer_new()),
+      deadline_(evtimer_new(base, onDeadline, this)),
+      bookmark_timer_(evtimer_new(base, onBookmarkDue, this)),
+      record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
+  if (!resource_.reflector->sortedListKeys()) type_meta_ = cache::typeMetaPrefix(resource_.kind, resource_.group_version);
+  if (plan_.initial) {
+    initial_ = plan_.initial->objects.lowerBound(plan_.prefix);
+  } else {
+    initial_done_ = true;
+  }
+  ResponseHead response;
+  response.status = 200;
+  response.headers = {{"cache-control", "no-cache, private"}, {"content-type", "application/json"}};
+  record_.setStatus(200);
+  if (plan_.expired != 0) {
+    // As kube-apiserver's watch cache: the watch starts, and its only event is the 410.
+    const std::string e = encoder::jsonErrorEvent(
+        {410, "Expired",
+         "too old resource version: " + std::to_string(plan_.expired) + " (" +
+             std::to_string(resource_.store->oldestResourceVersion()) + ")"});
+    evbuffer_add(staged_, e.data(), e.size());
+    done_ = true;
+  } else {
+    feed_.add(this);
+    deadline_at_ = std::chrono::steady_clock::now() + plan_.timeout;
+    const timeval tv = timevalOf(std::chrono::duration_cast<std::chrono::milliseconds>(plan_.timeout));
+    evtimer_add(deadline_, &tv);
+    if (plan_.bookmarks) scheduleBookmark();
+  }
+  stream.submitResponse(response, false);
+}
+
+CachedWatch::~CachedWatch() {
+  feed_.remove(this);
+  event_free(deadline_);
+  event_free(bookmark_timer_);
+  evbuffer_free(staged_);
+}
+
+void CachedWatch::scheduleBookmark() {
+  // Every minute, and once more shortly before the deadline, as kube-apiserver.
+  const auto now = std::chrono::steady_clock::now();
+  auto next = now + kBookmarkPeriod;
+  if (const auto pre_deadline = deadline_at_ - std::chrono::seconds(2); pre_deadline < next) next = pre_deadline;
+  if (next < now) return;
+  const timeval tv = timevalOf(std::chrono::duration_cast<std::chrono::milliseconds>(next - now));
+  evtimer_add(bookmark_timer_, &tv);
+}
+
+void CachedWatch::onDeadline(evutil_socket_t, short, void* self) {
+  auto* w = static_cast<CachedWatch*>(self);
+  w->done_ = true;
+  w->wake();
+}
+
+void CachedWatch::onBookmarkDue(evutil_socket_t, short, void* self) {
+  auto* w = static_cast<CachedWatch*>(self);
+  w->bookmark_due_ = true;
+  w->wake();
+  w->scheduleBookmark();
+}
+
+void CachedWatch::wake() {
+  if (waiting_) {
+    waiting_ = false;
+    stream_.resumeResponse();
+  }
+}
+
+void CachedWatch::onStoreChanged() { wake(); }
+
+bool CachedWatch::selected(const cache::ObjectPtr& object) const {
+  return object != nullptr && std::string_view(object->key).starts_with(plan_.prefix) &&
+         (plan_.filter.empty() || plan_.filter.matches(*object));
+}
+
+void CachedWatch::addObject(std::string_view type, const cache::ObjectPtr& object) {
+  const std::string head = encoder::jsonWatchEventHead(type);
+  evbuffer_add(staged_, head.data(), head.size());
+  if (!type_meta_.empty()) {
+    evbuffer_add(staged_, type_meta_.data(), type_meta_.size());
+    evbuffer_add_reference(staged_, object->json.data() + 1, object->json.size() - 1, releaseObject,
+                           new cache::ObjectPtr(object));
+  } else {
+    evbuffer_add_reference(staged_, object->json.data(), object->json.size(), releaseObject,
+                           new cache::ObjectPtr(object));
+  }
+  evbuffer_add(staged_, encoder::kJsonWatchEventTail.data(), encoder::kJsonWatchEventTail.size());
+}
+
+void CachedWatch::addEvent(const cache::Event& e) {
+  // As kube-apiserver's cacheWatcher: what the watcher sees depends on whether
+  // the object was selected before and after the change.
+  const bool now_selected = e.type != cache::EventType::kDeleted && selected(e.object);
+  const bool was_selected = selected(e.type == cache::EventType::kDeleted ? e.object : e.previous);
+  if (now_selected) {
+    addObject(was_selected ? "MODIFIED" : "ADDED", e.object);
+  } else if (was_selected && e.type == cache::EventType::kDeleted) {
+    addObject("DELETED", e.object);  // already the last state at the deletion's resourceVersion
+  } else if (was_selected) {
+    // Left the selection: its previous state, at this event's resourceVersion.
+    if (auto moved = cache::withResourceVersion(e.previous->json, e.resource_version)) {
+      auto gone = std::make_shared<cache::Object>(*e.previous);
+      gone->json = std::move(*moved);
+      addObject("DELETED", gone);
+    }
+  }
+}
+
+void CachedWatch::refill() {
+  while (!initial_done_ && evbuffer_get_length(staged_) < kChunk) {
+    if (!initial_.valid() || !std::string_view(initial_.object()->key).starts_with(plan_.prefix)) {
+      initial_done_ = true;
+      if (plan_.initial_events_end) {
+        const std::string b = encoder::jsonBookmarkEvent(resource_.kind, resource_.group_version, plan_.from,
+                                                         resource_.reflector->sortedListKeys(), true);
+        evbuffer_add(staged_, b.data(), b.size());
+        last_bookmark_ = plan_.from;
+      }
+      break;
+    }
+    if (plan_.filter.empty() || plan_.filter.matches(*initial_.object())) addObject("ADDED", initial_.object());
+    initial_.next();
+  }
+  while (initial_done_ && !done_ && evbuffer_get_length(staged_) < kChunk) {
+    batch_.clear();
+    uint64_t current = 0;
+    if (!resource_.store->eventsAfter(position_, kBatch, batch_, &current)) {
+      done_ = true;  // fell behind the history (or the cache relisted): the client resumes or relists
+      break;
+    }
+    for (const auto& e : batch_) {
+      addEvent(*e);
+      position_ = e->resource_version;
+    }
+    if (batch_.size() < kBatch) {
+      position_ = std::max(position_, current);  // nothing else happened up to the store's resourceVersion
+      break;
+    }
+  }
+  if (bookmark_due_ && initial_done_ && !done_ && evbuffer_get_length(staged_) == 0) {
+    bookmark_due_ = false;
+    if (position_ > last_bookmark_ && position_ > plan_.from) {
+      const std::string b = encoder::jsonBookmarkEvent(resource_.kind, resource_.group_version, position_,
+                                                       resource_.reflector->sortedListKeys(), false);
+      evbuffer_add(staged_, b.data(), b.size());
+      last_bookmark_ = position_;
+    }
+  }
+}
+
+size_t CachedWatch::responseBodyReady(bool* eof) {
+  if (evbuffer_get_length(staged_) == 0 && !done_) refill();
+  const size_t n = evbuffer_get_length(staged_);
+  *eof = done_ && n == 0;
+  if (n == 0 && !done_) waiting_ = true;
+  return n;
+}
+
+void CachedWatch::pullResponseBody(evbuffer* out, size_t n) {
+  evbuffer_remove_buffer(staged_, out, n);
+  record_.addBytesOut(n);
+}
+
+}  // namespace kcp::proxy

@@ -1,0 +1,93 @@
+// A WATCH answered from the cache, as kube-apiserver 1.37's watch cache
+// answers it: optional initial ADDED events for a snapshot's objects (with
+// the watch-list's closing BOOKMARK), then every later change from the
+// store's event history, selected per watcher (an object leaving the
+// selection is a DELETED, entering it an ADDED), bookmarks, and the end at
+// timeoutSeconds. One watcher costs a position in the shared history and a
+// chunk of output: events are pulled as the connection drains, and a watcher
+// that falls behind the history's end is closed (its client resumes or
+// relists, as with kube-apiserver's slow watchers).
+#pragma once
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/selector.h"
+#include "cache/store.h"
+#include "proxy/cache_manager.h"
+#include "proxy/exchange.h"
+#include "proxy/list_options.h"
+#include "proxy/metrics.h"
+#include "proxy/request_info.h"
+#include "proxy/request_record.h"
+#include "proxy/watch_feed.h"
+
+namespace kcp::proxy {
+
+struct WatchPlan {
+  cache::SnapshotPtr initial;       // ADDED for its selected objects first; null: no initial events
+  bool initial_events_end = false;  // watch-list: a BOOKMARK after them
+  uint64_t from = 0;                // then the events after this resourceVersion
+  uint64_t expired = 0;             // non-zero: too old, answered with an ERROR 410 (the resourceVersion asked)
+  bool bookmarks = false;
+  std::chrono::milliseconds timeout{0};
+  std::string prefix;  // "namespace/" or ""
+  cache::ObjectFilter filter;
+};
+
+// How a watch is answered from the cache; nullopt: forwarded. A consistent
+// start (no resourceVersion) needs upstream's current resourceVersion first:
+// `consistent` is then set; the caller learns it and plans again with it as
+// `upstream_rv`.
+std::optional<WatchPlan> planWatch(const CachedResource& resource, const RequestInfo& info,
+                                   const ListOptions& options, uint64_t upstream_rv, bool* consistent);
+
+class CachedWatch : public RequestHandler, public WatchFeed::Watcher {
+ public:
+  CachedWatch(const CachedResource& resource, WatchPlan plan, WatchFeed& feed, event_base* base,
+              const RequestHead& head, const RequestInfo& info, DownstreamStream& stream, Metrics::Shard& metrics);
+  ~CachedWatch() override;
+
+  void onRequestBody(const uint8_t*, size_t) override {}
+  void onRequestComplete() override {}
+  size_t responseBodyReady(bool* eof) override;
+  void pullResponseBody(evbuffer* out, size_t n) override;
+  void onDownstreamClosed() override {}
+  void onStoreChanged() override;
+
+ private:
+  static void onDeadline(evutil_socket_t, short, void* self);
+  static void onBookmarkDue(evutil_socket_t, short, void* self);
+  void refill();
+  void addObject(std::string_view type, const cache::ObjectPtr& object);
+  void addEvent(const cache::Event& event);
+  bool selected(const cache::ObjectPtr& object) const;
+  void scheduleBookmark();
+  void wake();
+
+  const CachedResource& resource_;
+  WatchPlan plan_;
+  WatchFeed& feed_;
+  DownstreamStream& stream_;
+  std::string type_meta_;  // put back in front of typed objects
+  cache::BTree::Cursor initial_;
+  bool initial_done_ = false;
+  uint64_t position_;          // every event up to here has been staged
+  uint64_t last_bookmark_ = 0;
+  std::vector<cache::EventPtr> batch_;
+  evbuffer* staged_;
+  event* deadline_;
+  event* bookmark_timer_;
+  std::chrono::steady_clock::time_point deadline_at_;
+  bool bookmark_due_ = false;
+  bool waiting_ = false;  // the session is waiting for resumeResponse
+  bool done_ = false;
+  RequestRecord record_;
+};
+
+}  // namespace kcp::proxy

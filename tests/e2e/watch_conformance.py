@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""Differential WATCH conformance: the same watches opened on the proxy
+(served from its cache) and directly on kube-apiserver while `kcluster churn`
+writes, compared event by event.
+
+  watch_conformance.py PROXY_PORT ADMIN_PORT ADMIN_KUBECONFIG KCLUSTER [--seconds N]
+
+For watches from a resourceVersion both sides must send byte-identical
+events (bookmarks aside, whose timing is each server's own). Watches that
+start with the current state (resourceVersion 0, watch-list) may start at
+different points, so there the initial events plus the changes must
+reconstruct the same final state, with no duplicate and no gap, and the
+watch-list must end its initial events with the annotated bookmark.
+Prints one line per watch and a summary `N/N identical`."""
+import argparse
+import json
+import re
+import http.client
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+from list_conformance import Proxy, Upstream
+
+
+class Watch(threading.Thread):
+    """Reads one watch response line by line until it ends or is stopped."""
+
+    def __init__(self, conn_factory, path):
+        super().__init__(daemon=True)
+        self.conn, self.path = conn_factory(), path
+        self.lines, self.status = [], None
+
+    def run(self):
+        self.conn.request("GET", self.path, headers={"User-Agent": "kcp-conformance", "Accept": "application/json"})
+        r = self.conn.getresponse()
+        self.status = r.status
+        try:
+            while True:
+                line = r.readline()
+                if not line:
+                    return
+                self.lines.append(line)
+        except Exception:  # closed by stop()
+            return
+
+    def stop(self):
+        try:
+            self.conn.sock.shutdown(2)
+        except Exception:
+            pass
+
+
+def events(lines):
+    out = []
+    for line in lines:
+        e = json.loads(line)
+        if e["type"] == "BOOKMARK":
+            continue
+        md = e["object"].get("metadata", {})
+        out.append((e["type"], md.get("namespace", "") + "/" + md.get("name", ""), md.get("resourceVersion"), line))
+    return out
+
+
+def final_state(evs):
+    """Replays events: name -> resourceVersion; None when a replay is inconsistent."""
+    state = {}
+    for t, key, rv, _ in evs:
+        if t == "ADDED":
+            if key in state:
+                return None, f"ADDED twice: {key}"
+            state[key] = rv
+        elif t == "MODIFIED":
+            if key not in state:
+                return None, f"MODIFIED before ADDED: {key}"
+            state[key] = rv
+        elif t == "DELETED":
+            if state.pop(key, None) is None:
+                return None, f"DELETED unknown: {key}"
+        else:
+            return None, f"unexpected {t}"
+    return state, ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("proxy_port", type=int)
+    ap.add_argument("admin_port", type=int)
+    ap.add_argument("kubeconfig")
+    ap.add_argument("kcluster")
+    ap.add_argument("--seconds", type=float, default=6)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    proxy, upstream = Proxy(args.proxy_port), Upstream(args.kubeconfig)
+
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{args.admin_port}/metrics").read().decode()
+    rv = str(int(float(re.search(r'^kube_cache_proxy_cache_resource_version\{resource="configmaps"\} (\S+)$',
+                                 metrics, re.M).group(1))))
+    watches = {
+        # name: (query, exact)
+        "all namespaces from a resourceVersion": (f"resourceVersion={rv}", True),
+        "one namespace from a resourceVersion": (f"resourceVersion={rv}", True),
+        "label selector (objects move in and out)": (f"resourceVersion={rv}&labelSelector=tier%3Dfrontend", True),
+        "label set selector": (f"resourceVersion={rv}&labelSelector=tier+in+%28backend%2Ccache%29", True),
+        "field selector": (f"resourceVersion={rv}&fieldSelector=metadata.namespace%3Dwc-1", True),
+        "bookmarks allowed": (f"resourceVersion={rv}&allowWatchBookmarks=true", True),
+        "resourceVersion 0 (current state, then changes)": ("resourceVersion=0", False),
+        "watch-list (sendInitialEvents)": ("resourceVersion=&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+                                           "&allowWatchBookmarks=true", False),
+        "watch-list with a label selector": ("sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+                                             "&allowWatchBookmarks=true&labelSelector=tier%3Dbackend", False),
+        "no resourceVersion (consistent state, then changes)": ("", False),
+    }
+    opened = []
+    for name, (query, exact) in watches.items():
+        base = "/api/v1/namespaces/wc-0/configmaps" if name.startswith("one namespace") else "/api/v1/configmaps"
+        path = f"{base}?watch=1&timeoutSeconds=120" + ("&" + query if query else "")
+        pw = Watch(lambda: http.client.HTTPConnection("127.0.0.1", args.proxy_port, timeout=300), path)
+        dw = Watch(lambda: http.client.HTTPSConnection(upstream.host, upstream.port,
+                                                                           context=upstream.ctx, timeout=300), path)
+        pw.start()
+        dw.start()
+        opened.append((name, exact, query, pw, dw))
+    time.sleep(1)
+    subprocess.run([args.kcluster, "churn", "--kubeconfig", args.kubeconfig, "--resource", "configmaps",
+                    "--rate", "40", "--duration", f"{args.seconds}s", "--namespaces", "2",
+                    "--namespace-prefix", "wc", "--seed", str(args.seed)], check=True, capture_output=True)
+    time.sleep(2)  # let both deliver the last events
+    for _, _, _, pw, dw in opened:
+        pw.stop()
+        dw.stop()
+    for _, _, _, pw, dw in opened:
+        pw.join(5)
+        dw.join(5)
+
+    bad = 0
+    for name, exact, query, pw, dw in opened:
+        pe, de = events(pw.lines), events(dw.lines)
+        problem = ""
+        if pw.status != dw.status:
+            problem = f"status {pw.status} vs {dw.status}"
+        elif exact:
+            if [e[3] for e in pe] != [e[3] for e in de]:
+                first = next((i for i, (a, b) in enumerate(zip(pe, de)) if a[3] != b[3]), min(len(pe), len(de)))
+                problem = (f"{len(pe)} vs {len(de)} events; first difference at #{first}: "
+                           f"{pe[first][:3] if first < len(pe) else None} vs {de[first][:3] if first < len(de) else None}")
+        else:
+            ps, why_p = final_state(pe)
+            ds, why_d = final_state(de)
+            if ps is None or ds is None:
+                problem = f"replay: proxy {why_p or 'ok'}, kube-apiserver {why_d or 'ok'}"
+            elif ps != ds:
+                diff = sorted(set(ps.items()) ^ set(ds.items()))[:4]
+                problem = f"final states differ ({len(ps)} vs {len(ds)} objects): {diff}"
+            if "sendInitialEvents=true" in query and not problem:
+                marks = [json.loads(l) for l in pw.lines if b'"BOOKMARK"' in l]
+                if not marks or marks[0]["object"]["metadata"].get("annotations", {}).get(
+                        "k8s.io/initial-events-end") != "true":
+                    problem = "no initial-events-end bookmark from the proxy"
+        changes = sum(1 for e in de)
+        print(f"{'ok  ' if not problem else 'DIFF'} {name}: {len(pe)} events via the proxy, {changes} direct"
+              + (f"\n     {problem}" if problem else ""))
+        bad += bool(problem)
+    print(f"{len(opened) - bad}/{len(opened)} identical")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
