@@ -60,6 +60,7 @@ func cmdInformer(args []string) error {
 	verifyAgainst := fs.String("verify-against", "", "admin kubeconfig of the real apiserver: check every informer's store equals a direct LIST")
 	watchList := fs.String("watch-list", "", "true|false: set client-go's WatchListClient feature (default: client-go's default)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up syncing (and verifying) after this long")
+	hold := fs.Duration("hold", 0, "after syncing, keep the informers running this long before verifying (faults may happen meanwhile)")
 	_ = fs.Parse(args)
 
 	rk, err := lookupKind(*resource)
@@ -98,6 +99,10 @@ func cmdInformer(args []string) error {
 		return fmt.Errorf("%d informers did not sync within %s", *count, *timeout)
 	}
 	syncSeconds := time.Since(start).Seconds()
+	if *hold > 0 {
+		fmt.Fprintf(os.Stderr, "kcluster informer: synced in %.1f s; holding %s\n", syncSeconds, *hold)
+		time.Sleep(*hold)
+	}
 
 	result := map[string]interface{}{
 		"resource": *resource, "informers": *count, "protobuf": *protobuf,
@@ -124,12 +129,16 @@ func verifyStores(ctx context.Context, adminKubeconfig string, rk *resourceKind,
 		return 0, err
 	}
 	for {
+		// The apiserver may be restarting (fault tests): retry until the deadline.
 		truth, err := directList(ctx, cfg, rk)
-		if err != nil {
-			return 0, err
-		}
 		var diff string
+		if err != nil {
+			diff = "direct LIST failed: " + err.Error()
+		}
 		for i, idx := range indexers {
+			if err != nil {
+				break
+			}
 			if diff = compareStore(truth, idx.List()); diff != "" {
 				diff = fmt.Sprintf("informer %d: %s", i, diff)
 				break

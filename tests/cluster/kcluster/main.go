@@ -21,7 +21,7 @@ Usage:
   kcluster churn --kubeconfig K --resource R --rate OPS_PER_S --duration D [--seed S]
                 [--namespaces M] [--namespace-prefix P]
   kcluster informer --kubeconfig K --resource R [--protobuf] [--count C]
-                [--verify-against ADMIN_KUBECONFIG] [--watch-list true|false] [--timeout D]
+                [--verify-against ADMIN_KUBECONFIG] [--watch-list true|false] [--timeout D] [--hold D]
   kcluster slowread --kubeconfig K --path P --pid PID [--pause D] [--max-rss-growth-mb M] [--expect-items N]
                                   read 1 MB, pause, read the rest; bound the RSS of PID
 

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# WATCH from the cache: the same events as kube-apiserver sends (byte for
+# byte from a resourceVersion; the same replayed state for watches that
+# start with the current state), client-go informers with watch-list on and
+# off equal to ground truth through a kube-apiserver restart, and one
+# upstream watch per resource whatever the number of client watches.
+source "$(dirname "$0")/lib.sh"
+PROXY_BIN=${PROXY_BIN:-$ROOT/build/kube-cache-proxy}
+state=$(mktemp -d)
+K=$ADMIN_KUBECONFIG
+"$KCLUSTER" load --kubeconfig "$K" --resource configmaps --count 200 --namespaces 2 --namespace-prefix wc --size 800 >/dev/null 2>&1
+iport=$(free_port) aport=$(free_port)
+"$PROXY_BIN" --upstream-kubeconfig "$K" --state-dir "$state" --listen "127.0.0.1:$(free_port)" \
+  --listen-insecure "127.0.0.1:$iport" --admin-listen "127.0.0.1:$aport" --cache-resources configmaps \
+  --shutdown-grace-period 2s >"$state/proxy.log" 2>&1 &
+proxy=$!
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; kill $proxy 2>/dev/null; wait $proxy 2>/dev/null; rm -rf "$state"; rm -f "$_log"' EXIT
+synced() { for _ in $(seq 300); do curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null && return 0; sleep 0.2; done; return 1; }
+check "the proxy syncs its cache" synced
+# A kubeconfig for the cleartext port without credentials: requests act as the proxy.
+cat >"$state/proxy.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: proxy, cluster: {server: "http://127.0.0.1:$iport"}}]
+users: [{name: none, user: {}}]
+contexts: [{name: proxy, context: {cluster: proxy, user: none}}]
+current-context: proxy
+KC
+
+watch_conformance() { (cd "$ROOT/tests/e2e" && /usr/bin/python3 watch_conformance.py "$iport" "$aport" "$K" "$KCLUSTER" --seed "$1"); }
+check "10 kinds of watch through the proxy and directly during churn: the same events" watch_conformance 1
+
+upstream_watches() {
+  kubectl --kubeconfig "$K" get --raw /metrics |
+    awk '/^apiserver_longrunning_requests\{/ && /resource="configmaps"/ && /verb="WATCH"/ {s += $2} END {print s + 0}'
+}
+served_watches() { curl -s "http://127.0.0.1:$aport/metrics" | awk '/^kube_cache_proxy_inflight_requests / {print $2}'; }
+fan_out() {
+  local base; base=$(upstream_watches)
+  for i in $(seq 200); do
+    curl -sN -A kcp-e2e --http2-prior-knowledge "http://127.0.0.1:$iport/api/v1/namespaces/wc-$((i % 2))/configmaps?watch=1&resourceVersion=0" >/dev/null &
+    pids+=($!)
+  done
+  for i in $(seq 50); do
+    curl -sN -A kcp-e2e "http://127.0.0.1:$iport/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=0" >/dev/null &
+    pids+=($!)
+  done
+  for _ in $(seq 100); do (($(served_watches) >= 250)) && break; sleep 0.2; done
+  echo "client watches open on the proxy: $(served_watches); kube-apiserver configmap watches: $base before, $(upstream_watches) after"
+  (($(served_watches) >= 250 && $(upstream_watches) == base))
+}
+check "250 client watches (HTTP/2 and HTTP/1.1) cost kube-apiserver no extra watch" fan_out
+kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; pids=()
+
+verified() { # MIN ARGS...
+  local min=$1; shift
+  local out; out=$("$KCLUSTER" informer "$@") || return 1
+  echo "$out"
+  jq -e --argjson min "$min" '.verified_objects >= $min' <<<"$out" >/dev/null
+}
+"$KCLUSTER" churn --kubeconfig "$K" --resource configmaps --rate 30 --duration 20s --namespaces 2 --namespace-prefix wc --seed 3 >/dev/null 2>&1 &
+churn=$!
+check "client-go informers through the proxy, watch-list on, equal ground truth during churn" \
+  verified 200 --kubeconfig "$state/proxy.kubeconfig" --resource configmaps --count 2 --watch-list true --verify-against "$K"
+check "and with watch-list off" \
+  verified 200 --kubeconfig "$state/proxy.kubeconfig" --resource configmaps --watch-list false --verify-against "$K"
+wait $churn
+restarted_informers() {
+  "$KCLUSTER" informer --kubeconfig "$state/proxy.kubeconfig" --resource configmaps --watch-list true \
+    --verify-against "$K" --timeout 120s --hold 30s >"$state/informer.out" 2>&1 &
+  local inf=$!
+  sleep 4
+  "$KCLUSTER" stop "$KCLUSTER_DIR" apiserver && "$KCLUSTER" up "$KCLUSTER_DIR" >/dev/null
+  "$KCLUSTER" churn --kubeconfig "$K" --resource configmaps --rate 30 --duration 3s --namespaces 2 --namespace-prefix wc --seed 4 >/dev/null 2>&1
+  wait $inf; local rc=$?
+  cat "$state/informer.out"
+  return $rc
+}
+check "an informer through the proxy across a kube-apiserver restart equals ground truth" restarted_informers
+check "the proxy logged no sanitizer report" bash -c "! grep -E 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' '$state/proxy.log'"
+finish
