@@ -13,6 +13,7 @@ size_t sizeOf(const Event& e) { return e.object->json.size() + 64; }
 void Store::publish(BTree objects, uint64_t rv, Clock::time_point now) {
   auto snap = std::make_shared<Snapshot>(Snapshot{std::move(objects), rv, now});
   current_ = snap;
+  last_update_ = now;
   snapshots_[rv] = std::move(snap);
 }
 
@@ -171,7 +172,7 @@ uint64_t Store::oldestResourceVersion() const {
 Store::Stats Store::stats() const {
   std::lock_guard lock(mu_);
   return {current_->objects.size(), snapshots_.size(), history_.size(), history_bytes_, json_bytes_,
-          current_->resource_version};
+          current_->resource_version, last_update_};
 }
 
 }  // namespace kcp::cache

@@ -92,6 +92,7 @@ class Store {
   struct Stats {
     size_t objects, snapshots, history_events, history_bytes, json_bytes;
     uint64_t resource_version;
+    Clock::time_point last_update;  // of the last event, bookmark or relist
   };
   Stats stats() const;
 
@@ -107,6 +108,7 @@ class Store {
   mutable std::mutex mu_;
   SnapshotPtr current_ = std::make_shared<Snapshot>();
   std::map<uint64_t, SnapshotPtr> snapshots_;  // by resourceVersion
+  Clock::time_point last_update_ = Clock::now();
   std::deque<std::pair<EventPtr, Clock::time_point>> history_;
   size_t history_bytes_ = 0;
   size_t json_bytes_ = 0;

@@ -29,7 +29,15 @@ struct ProxyOptions {
   std::chrono::milliseconds upstream_dial_timeout{std::chrono::seconds(10)};
   std::chrono::milliseconds upstream_keepalive{std::chrono::seconds(30)};
   std::vector<std::string> cache_resources;  // e.g. configmaps, deployments.apps
+  bool cache_lazy = true;
   std::chrono::milliseconds consistent_read_wait{250};
+  // Per cached resource: the event history kept for watch resume, and the
+  // snapshots kept for continue tokens and Exact reads.
+  int64_t cache_history_events = 10000;
+  int64_t cache_history_bytes = 256 << 20;
+  std::chrono::milliseconds cache_history_age{std::chrono::minutes(5)};
+  int64_t cache_snapshots = 1000;
+  std::chrono::milliseconds cache_snapshot_age{std::chrono::seconds(75)};
   int64_t max_request_header_bytes = 1 << 20;
   int64_t max_header_count = 256;
   bool show_help = false;

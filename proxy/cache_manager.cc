@@ -168,65 +168,173 @@ class CacheManager::Transport : public cache::ReflectorTransport {
 struct CacheManager::Cached {
   std::string name;  // as configured
   cache::ResourceInfo info;
-  std::unique_ptr<cache::Store> store = std::make_unique<cache::Store>();
+  std::unique_ptr<cache::Store> store;
   std::unique_ptr<Transport> transport;
   std::unique_ptr<cache::Reflector> reflector;
   std::string discovery_error = "not discovered yet";
+  bool required = true;  // configured: readiness waits for it (not: cached on a first request)
   std::mutex served_mu;  // /metrics reads `served` on the admin loop's scrape
   std::shared_ptr<const CachedResource> served;
 };
 
 CacheManager::CacheManager(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials,
-                           std::vector<std::string> resources, Metrics& metrics)
-    : base_(base), pool_(pool), credentials_(credentials), metrics_(metrics),
-      discovery_(std::make_unique<Transport>(base, pool, credentials)) {
-  for (auto& r : resources) {
-    auto c = std::make_unique<Cached>();
-    c->name = std::move(r);
-    cached_.push_back(std::move(c));
-  }
-  for (const auto& c : cached_) {
-    Cached* cp = c.get();
-    const std::string labels = "resource=\"" + cp->name + "\"";
-    metrics_.addGauge("kube_cache_proxy_cache_objects", labels, "Objects held in the cache.",
-                      [cp] { return double(cp->store->stats().objects); });
-    metrics_.addGauge("kube_cache_proxy_cache_bytes", labels + ",encoding=\"json\"",
-                      "Bytes of object encodings held in the cache.",
-                      [cp] { return double(cp->store->stats().json_bytes); });
-    metrics_.addGauge("kube_cache_proxy_cache_resource_version", labels,
-                      "The resourceVersion the cache is at.",
-                      [cp] { return double(cp->store->stats().resource_version); });
-    metrics_.addGauge("kube_cache_proxy_cache_snapshots", labels, "Snapshots held for continue tokens.",
-                      [cp] { return double(cp->store->stats().snapshots); });
-    metrics_.addGauge("kube_cache_proxy_cache_history_events", labels, "Events held for watch resume.",
-                      [cp] { return double(cp->store->stats().history_events); });
-    metrics_.addGauge("kube_cache_proxy_cache_relists_total", labels, "Relists since start (410 or errors).",
-                      [cp] { return cp->reflector ? double(cp->reflector->relists()) : 0.0; });
-    metrics_.addGauge("kube_cache_proxy_cache_reconnects_total", labels, "Watch reconnects since start.",
-                      [cp] { return cp->reflector ? double(cp->reflector->reconnects()) : 0.0; });
-    const auto counter = [cp](std::atomic<uint64_t> CachedResource::*member) {
-      return [cp, member] {
-        std::lock_guard lock(cp->served_mu);
-        return cp->served ? double(((*cp->served).*member).load()) : 0.0;
-      };
-    };
-    metrics_.addGauge("kube_cache_proxy_consistent_read_probes_total", labels,
-                      "One-item LISTs sent upstream to learn its current resourceVersion for a consistent read.",
-                      counter(&CachedResource::consistent_read_probes));
-    metrics_.addGauge("kube_cache_proxy_consistent_reads_total", labels + ",served_from=\"cache\"",
-                      "Consistent reads (LIST without resourceVersion) tried on the cache, by how they were answered.",
-                      counter(&CachedResource::consistent_reads_from_cache));
-    metrics_.addGauge("kube_cache_proxy_consistent_reads_total", labels + ",served_from=\"upstream\"", "",
-                      counter(&CachedResource::consistent_reads_forwarded));
-    metrics_.addGauge("kube_cache_proxy_cache_synced", labels, "1 once the first LIST completed.",
-                      [cp] { return cp->reflector && cp->reflector->synced() ? 1.0 : 0.0; });
+                           std::vector<std::string> resources, bool lazy, cache::StoreLimits limits, Metrics& metrics)
+    : base_(base), pool_(pool), credentials_(credentials), limits_(limits), metrics_(metrics), lazy_(lazy),
+      configured_(std::move(resources)),
+      discovery_(std::make_unique<Transport>(base, pool, credentials)),
+      requested_ev_(event_new(base, -1, 0, onRequested, this)) {}
+
+CacheManager::~CacheManager() { event_free(requested_ev_); }
+
+void CacheManager::start() {
+  for (const auto& name : configured_) {
+    if (name == "*") {
+      walkDiscovery(true);
+    } else {
+      add(name, true);
+    }
   }
 }
 
-CacheManager::~CacheManager() = default;
+void CacheManager::add(const std::string& name, bool required) {
+  for (const auto& c : cached_) {
+    if (c->name == name) return;
+  }
+  auto owned = std::make_unique<Cached>();
+  owned->name = name;
+  owned->required = required;
+  owned->store = std::make_unique<cache::Store>(limits_);
+  cached_.push_back(std::move(owned));
+  const auto& c = cached_.back();
+  Cached* cp = c.get();
+  const std::string labels = "resource=\"" + cp->name + "\"";
+  metrics_.addGauge("kube_cache_proxy_cache_objects", labels, "Objects held in the cache.",
+                    [cp] { return double(cp->store->stats().objects); });
+  metrics_.addGauge("kube_cache_proxy_cache_bytes", labels + ",encoding=\"json\"",
+                    "Bytes of object encodings held in the cache.",
+                    [cp] { return double(cp->store->stats().json_bytes); });
+  metrics_.addGauge("kube_cache_proxy_cache_resource_version", labels,
+                    "The resourceVersion the cache is at.",
+                    [cp] { return double(cp->store->stats().resource_version); });
+  metrics_.addGauge("kube_cache_proxy_cache_snapshots", labels, "Snapshots held for continue tokens.",
+                    [cp] { return double(cp->store->stats().snapshots); });
+  metrics_.addGauge("kube_cache_proxy_cache_history_events", labels, "Events held for watch resume.",
+                    [cp] { return double(cp->store->stats().history_events); });
+  metrics_.addGauge("kube_cache_proxy_cache_relists_total", labels, "Relists since start (410 or errors).",
+                    [cp] { return cp->reflector ? double(cp->reflector->relists()) : 0.0; });
+  metrics_.addGauge("kube_cache_proxy_cache_reconnects_total", labels, "Watch reconnects since start.",
+                    [cp] { return cp->reflector ? double(cp->reflector->reconnects()) : 0.0; });
+  const auto counter = [cp](std::atomic<uint64_t> CachedResource::*member) {
+    return [cp, member] {
+      std::lock_guard lock(cp->served_mu);
+      return cp->served ? double(((*cp->served).*member).load()) : 0.0;
+    };
+  };
+  metrics_.addGauge("kube_cache_proxy_consistent_read_probes_total", labels,
+                    "One-item LISTs sent upstream to learn its current resourceVersion for a consistent read.",
+                    counter(&CachedResource::consistent_read_probes));
+  metrics_.addGauge("kube_cache_proxy_consistent_reads_total", labels + ",served_from=\"cache\"",
+                    "Consistent reads (LIST without resourceVersion) tried on the cache, by how they were answered.",
+                    counter(&CachedResource::consistent_reads_from_cache));
+  metrics_.addGauge("kube_cache_proxy_consistent_reads_total", labels + ",served_from=\"upstream\"", "",
+                    counter(&CachedResource::consistent_reads_forwarded));
+  metrics_.addGauge("kube_cache_proxy_cache_last_update_age_seconds", labels,
+                    "Seconds since the cache last heard from upstream for this resource (event, bookmark or relist); "
+                    "kube-apiserver sends a bookmark about every minute.",
+                    [cp] {
+                      return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                           cp->store->stats().last_update).count();
+                    });
+  metrics_.addGauge("kube_cache_proxy_cache_lag_revisions", labels,
+                    "How far the cache is behind the newest resourceVersion upstream reported (by a consistent "
+                    "read's probe), in etcd revisions.",
+                    [cp] {
+                      std::lock_guard lock(cp->served_mu);
+                      if (!cp->served) return 0.0;
+                      const uint64_t up = cp->served->upstream_resource_version.load();
+                      const uint64_t at = cp->store->stats().resource_version;
+                      return up > at ? double(up - at) : 0.0;
+                    });
+  metrics_.addGauge("kube_cache_proxy_cache_synced", labels, "1 once the first LIST completed.",
+                    [cp] { return cp->reflector && cp->reflector->synced() ? 1.0 : 0.0; });
+  discover(cached_.size() - 1);
+}
 
-void CacheManager::start() {
-  for (size_t i = 0; i < cached_.size(); ++i) discover(i);
+void CacheManager::requestCaching(std::string_view group, std::string_view resource) {
+  if (!lazy_) return;
+  std::string name(resource);
+  if (!group.empty()) name += "." + std::string(group);
+  {
+    std::lock_guard lock(requested_mu_);
+    if (!requested_names_.insert(name).second) return;
+    requested_.push_back(std::move(name));
+  }
+  event_active(requested_ev_, EV_READ, 0);  // thread-safe: the admin loop adds it
+}
+
+void CacheManager::onRequested(evutil_socket_t, short, void* self) {
+  auto* m = static_cast<CacheManager*>(self);
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(m->requested_mu_);
+    names.swap(m->requested_);
+  }
+  for (const auto& n : names) {
+    log::info("caching on first request", {{"resource", n}});
+    m->add(n, false);
+  }
+}
+
+void CacheManager::walkDiscovery(bool required) {
+  // Every resource that supports list and watch, in every group's preferred
+  // version; walked again every minute so custom resources defined later are
+  // picked up.
+  const auto add_listable = [this, required](const std::string& group, const std::string& body) {
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("resources") || !doc["resources"].IsArray()) return;
+    for (const auto& r : doc["resources"].GetArray()) {
+      if (!r.IsObject() || !r.HasMember("name") || !r["name"].IsString() || !listable(r)) continue;
+      const std::string name = r["name"].GetString();
+      if (name.find('/') != std::string::npos) continue;  // a subresource
+      add(group.empty() ? name : name + "." + group, required);
+    }
+  };
+  discovery_->get("/api/v1", [add_listable](int status, std::string body) {
+    if (status == 200) add_listable("", body);
+  });
+  discovery_->get("/apis", [this, add_listable](int status, std::string body) {
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
+    if (status != 200 || doc.HasParseError() || !doc.IsObject() || !doc.HasMember("groups") || !doc["groups"].IsArray()) {
+      return;
+    }
+    for (const auto& g : doc["groups"].GetArray()) {
+      if (!g.IsObject() || !g.HasMember("name") || !g["name"].IsString() || !g.HasMember("preferredVersion") ||
+          !g["preferredVersion"].IsObject() || !g["preferredVersion"].HasMember("groupVersion") ||
+          !g["preferredVersion"]["groupVersion"].IsString()) {
+        continue;
+      }
+      const std::string group = g["name"].GetString();
+      discovery_->get(std::string("/apis/") + g["preferredVersion"]["groupVersion"].GetString(),
+                      [add_listable, group](int status, std::string body) {
+                        if (status == 200) add_listable(group, body);
+                      });
+    }
+  });
+  discovery_->after(std::chrono::minutes(1), [this] { walkDiscovery(false); });
+}
+
+bool CacheManager::listable(const rapidjson::Value& resource) {
+  bool list = false, watch = false;
+  if (resource.HasMember("verbs") && resource["verbs"].IsArray()) {
+    for (const auto& v : resource["verbs"].GetArray()) {
+      if (!v.IsString()) continue;
+      list = list || std::string_view(v.GetString()) == "list";
+      watch = watch || std::string_view(v.GetString()) == "watch";
+    }
+  }
+  return list && watch;
 }
 
 void CacheManager::discover(size_t index) {
@@ -236,8 +344,14 @@ void CacheManager::discover(size_t index) {
   const std::string resource = c.name.substr(0, dot);
   const std::string group = dot == std::string::npos ? "" : c.name.substr(dot + 1);
   const auto retry = [this, index](std::string why) {
-    cached_[index]->discovery_error = why;
-    log::warning("cache discovery failed; retrying", {{"resource", cached_[index]->name}, {"reason", why}});
+    Cached& c = *cached_[index];
+    c.discovery_error = why;
+    if (!c.required) {
+      // Cached on a request: a resource upstream does not have is simply not cached.
+      log::verbose(1, "not caching", {{"resource", c.name}, {"reason", why}});
+      return;
+    }
+    log::warning("cache discovery failed; retrying", {{"resource", c.name}, {"reason", why}});
     discovery_->after(std::chrono::seconds(2), [this, index] { discover(index); });
   };
   const auto find_in = [this, index, resource, group, retry](const std::string& group_version) {
@@ -253,6 +367,12 @@ void CacheManager::discover(size_t index) {
       for (const auto& r : doc["resources"].GetArray()) {
         if (!r.IsObject() || !r.HasMember("name") || !r["name"].IsString() || resource != r["name"].GetString()) continue;
         Cached& c = *cached_[index];
+        if (!listable(r)) {
+          c.discovery_error = "does not support list and watch";
+          if (c.required) log::warning("not caching", {{"resource", c.name}, {"reason", c.discovery_error}});
+          c.required = false;  // nothing to wait for
+          return;
+        }
         const auto slash = group_version.find('/');
         const std::string group = slash == std::string::npos ? "" : group_version.substr(0, slash);
         const bool namespaced = r.HasMember("namespaced") && r["namespaced"].IsBool() && r["namespaced"].GetBool();
@@ -317,13 +437,14 @@ std::shared_ptr<const CachedResource> CacheManager::find(std::string_view group,
 
 bool CacheManager::synced() const {
   for (const auto& c : cached_) {
-    if (!c->reflector || !c->reflector->synced()) return false;
+    if (c->required && (!c->reflector || !c->reflector->synced())) return false;
   }
   return true;
 }
 
 std::string CacheManager::notSyncedReason() const {
   for (const auto& c : cached_) {
+    if (!c->required) continue;
     if (!c->reflector) return c->name + ": " + c->discovery_error;
     if (!c->reflector->synced()) return c->name + ": not synced yet (" + c->reflector->lastError() + ")";
   }

@@ -1,13 +1,17 @@
 // Runs the cache on one event loop (the admin loop): resolves the resources
 // named by --cache-resources through upstream discovery, and keeps a
 // Reflector and a Store per resource, fed over the proxy's own upstream
-// connections. Nothing is served from the cache yet; /readyz waits for every
+// connections (or every listable resource for "*", rediscovered each minute;
+// and, with lazy caching, any resource once requested). Workers find synced
+// resources in a thread-safe registry; /readyz waits for every configured
 // reflector's first sync and /metrics reports what is held.
 #pragma once
 
 #include <event2/event.h>
 
 #include <atomic>
+#include <set>
+#include <rapidjson/document.h>
 #include <mutex>
 #include <memory>
 #include <string>
@@ -35,6 +39,8 @@ struct CachedResource {
   const cache::Reflector* reflector = nullptr;
   // The cache's resourceVersion when a consistent read last gave up waiting.
   mutable std::atomic<uint64_t> consistent_read_missed_at{0};
+  // The newest resourceVersion upstream has reported (consistent-read probes).
+  mutable std::atomic<uint64_t> upstream_resource_version{0};
   // Consistent reads: upstream probes sent, and how they were answered.
   mutable std::atomic<uint64_t> consistent_read_probes{0}, consistent_reads_from_cache{0},
       consistent_reads_forwarded{0};
@@ -44,14 +50,19 @@ class CacheManager {
  public:
   // `resources`: names like "configmaps", "pods", "deployments.apps",
   // "widgets.example.com". `pool` and `credentials` outlive the manager.
+  // `resources` may hold "*": every resource upstream can list and watch.
+  // With `lazy`, a resource not configured is cached once requested.
   CacheManager(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials,
-               std::vector<std::string> resources, Metrics& metrics);
+               std::vector<std::string> resources, bool lazy, cache::StoreLimits limits, Metrics& metrics);
   ~CacheManager();
 
   // Starts discovery, then one reflector per resource.
   void start();
   // True once every configured resource has completed its first LIST.
   bool synced() const;
+  // Thread-safe: a request found `resource` uncached; with lazy caching on,
+  // the admin loop starts caching it (the request itself is forwarded).
+  void requestCaching(std::string_view group, std::string_view resource);
   std::string notSyncedReason() const;
 
   // Thread-safe: the synced cached resource for group/version/resource, or null.
@@ -65,16 +76,27 @@ class CacheManager {
  private:
   class Transport;
   struct Cached;
+  void add(const std::string& name, bool required);
   void discover(size_t index);
+  void walkDiscovery(bool required);
+  static bool listable(const rapidjson::Value& discovery_resource);
+  static void onRequested(evutil_socket_t, short, void* self);
 
   event_base* base_;
   UpstreamPool& pool_;
   ProxyCredentials& credentials_;
+  cache::StoreLimits limits_;
   Metrics& metrics_;
+  bool lazy_;
+  std::vector<std::string> configured_;
   std::unique_ptr<Transport> discovery_;
   std::vector<std::unique_ptr<Cached>> cached_;
   mutable std::mutex registry_mu_;
   std::vector<std::shared_ptr<const CachedResource>> registry_;  // discovered resources, for workers
+  event* requested_ev_;
+  std::mutex requested_mu_;
+  std::vector<std::string> requested_;          // to add, on the admin loop
+  std::set<std::string> requested_names_;       // ever requested
 };
 
 }  // namespace kcp::proxy

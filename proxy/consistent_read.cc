@@ -87,6 +87,9 @@ void ConsistentRead::onUpstreamComplete() {
     return;
   }
   probe_body_.clear();
+  for (uint64_t seen = resource_.upstream_resource_version.load();
+       seen < upstream_rv_ && !resource_.upstream_resource_version.compare_exchange_weak(seen, upstream_rv_);) {
+  }
   check();
 }
 

@@ -138,10 +138,15 @@ int run(const config::ProxyOptions& opts) {
   // The cache runs on the admin loop, over its own upstream connections.
   std::unique_ptr<UpstreamPool> cache_pool;
   std::unique_ptr<CacheManager> cache;
-  if (!opts.cache_resources.empty()) {
+  if (!opts.cache_resources.empty() || opts.cache_lazy) {
     cache_pool = std::make_unique<UpstreamPool>(admin.base(), target, proxy_ctx.get(), opts.upstream_dial_timeout,
                                                 opts.upstream_keepalive, "cache");
-    cache = std::make_unique<CacheManager>(admin.base(), *cache_pool, credentials, opts.cache_resources, metrics);
+    const cache::StoreLimits limits{size_t(opts.cache_history_events), size_t(opts.cache_history_bytes),
+                                    std::chrono::duration_cast<std::chrono::seconds>(opts.cache_history_age),
+                                    size_t(opts.cache_snapshots),
+                                    std::chrono::duration_cast<std::chrono::seconds>(opts.cache_snapshot_age)};
+    cache = std::make_unique<CacheManager>(admin.base(), *cache_pool, credentials, opts.cache_resources,
+                                           opts.cache_lazy, limits, metrics);
     if (admin_router != nullptr) admin_router->setCache(cache.get());
     cache->start();
   }

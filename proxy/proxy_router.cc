@@ -45,7 +45,7 @@ std::string ProxyCredentials::bearerToken() {
 ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx,
                          SSL_CTX* passthrough_ctx, ProxyCredentials& credentials,
                          std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive,
-                         Metrics::Shard& metrics, const CacheManager* cache,
+                         Metrics::Shard& metrics, CacheManager* cache,
                          std::chrono::milliseconds consistent_read_wait)
     : base_(base),
       target_(target),
@@ -84,7 +84,7 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
   // credentials of their own): the proxy may read what it caches, and that is
   // all such a request could do upstream. Requests with their own
   // credentials are forwarded until they can be authorized here (issue 7).
-  if (cache_ != nullptr && head.header("authorization") == nullptr &&
+  if (cache_ != nullptr && head.header("authorization") == nullptr && info.is_resource_request &&
       (info.verb == "list" || info.verb == "get" || info.verb == "watch") &&
       head.method == "GET" && info.subresource.empty() && cacheWritesFormat(head)) {
     if (auto handler = fromCache(head, info, stream)) return handler;
@@ -94,7 +94,11 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
 
 RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream) {
   const auto cached = cache_->find(info.api_group, info.api_version, info.resource);
-  if (!cached || (!cached->namespaced && !info.namespace_.empty())) return nullptr;
+  if (!cached) {
+    cache_->requestCaching(info.api_group, info.resource);
+    return nullptr;
+  }
+  if (!cached->namespaced && !info.namespace_.empty()) return nullptr;
   const auto q = head.path.find('?');
   const std::string_view query = q == std::string::npos ? "" : std::string_view(head.path).substr(q + 1);
   if (info.verb == "get") {

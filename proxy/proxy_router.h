@@ -48,7 +48,7 @@ class ProxyRouter : public Router {
   // `cache` (may be null) answers the LISTs it can answer exactly.
   ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx, SSL_CTX* passthrough_ctx,
               ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout,
-              std::chrono::milliseconds keepalive, Metrics::Shard& metrics, const CacheManager* cache,
+              std::chrono::milliseconds keepalive, Metrics::Shard& metrics, CacheManager* cache,
               std::chrono::milliseconds consistent_read_wait);
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
 
@@ -73,7 +73,7 @@ class ProxyRouter : public Router {
   UpstreamPool as_client_;
   ProxyCredentials& credentials_;
   Metrics::Shard& metrics_;
-  const CacheManager* cache_;
+  CacheManager* cache_;
   std::chrono::milliseconds consistent_read_wait_;
   std::map<const cache::Store*, std::unique_ptr<WatchFeed>> feeds_;  // destroyed before the cache
 };
