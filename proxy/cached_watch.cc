@@ -40,32 +40,45 @@ std::optional<WatchPlan> planWatch(const CachedResource& resource, const Request
                                         std::uniform_int_distribution<int64_t>(0, kMinRequestTimeout.count())(rnd));
   }
   const std::string& rv_text = options.resource_version;
-  const std::string& match = options.resource_version_match;
   uint64_t rv = 0;
   if (!rv_text.empty() && !cache::parseResourceVersion(rv_text, rv)) return std::nullopt;
-  const bool watch_list = options.send_initial_events.value_or(false);
-  if (options.send_initial_events) {
-    // kube-apiserver requires NotOlderThan (and bookmarks, for initial events).
-    if (match != "NotOlderThan" || (watch_list && !options.allow_watch_bookmarks)) return std::nullopt;
-  } else if (!match.empty()) {
+  // kube-apiserver 1.37 turns a watch from "" or "0" that asks for neither
+  // into a watch-list (SetListOptionsDefaults); sendInitialEvents needs
+  // NotOlderThan and NotOlderThan needs sendInitialEvents (else 422).
+  std::optional<bool> send_initial = options.send_initial_events;
+  std::string match = options.resource_version_match;
+  if (!send_initial && match.empty() && rv == 0) {
+    send_initial = true;
+    match = "NotOlderThan";
+  }
+  if (send_initial.has_value() != (match == "NotOlderThan") || (!match.empty() && match != "NotOlderThan")) {
     return std::nullopt;
   }
-  const cache::SnapshotPtr current = resource.store->current();
   if (rv_text.empty()) {
-    // A consistent start: the caller learns upstream's resourceVersion first.
+    // Not older than etcd's current revision: the caller learns it first.
     *consistent = true;
     rv = std::max<uint64_t>(upstream_rv, 1);
   }
-  if (watch_list || (!options.send_initial_events && (rv_text.empty() || rv == 0))) {
-    // Initial state, then changes: the newest snapshot, if new enough.
+  const cache::SnapshotPtr current = resource.store->current();
+  if (send_initial.value_or(false)) {
+    // The newest snapshot (kube-apiserver waits up to 3 s for its cache to
+    // reach rv; forwarding lets it), then its changes.
     if (current->resource_version < rv) return std::nullopt;
     plan.initial = current;
-    plan.initial_events_end = watch_list;
+    plan.initial_events_end = options.allow_watch_bookmarks;
     plan.from = current->resource_version;
     return plan;
   }
-  // Changes after rv.
-  if (rv > current->resource_version) return std::nullopt;  // kube-apiserver waits for its cache, or fails
+  if (send_initial.has_value() && rv_text.empty()) {
+    // sendInitialEvents=false without a resourceVersion: changes after etcd's current revision.
+    if (current->resource_version < rv) return std::nullopt;
+    plan.from = rv;
+    return plan;
+  }
+  if (rv == 0) rv = current->resource_version;  // sendInitialEvents=false from 0: from the cache's state
+  // Changes after rv. kube-apiserver holds a watch from the future open until
+  // then; forwarding does exactly that.
+  if (rv > current->resource_version) return std::nullopt;
   if (rv < resource.store->oldestResourceVersion()) {
     plan.expired = rv;
     return plan;

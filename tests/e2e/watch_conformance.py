@@ -11,7 +11,8 @@ start with the current state (resourceVersion 0, watch-list) may start at
 different points, so there the initial events plus the changes must
 reconstruct the same final state, with no duplicate and no gap, and the
 watch-list must end its initial events with the annotated bookmark.
-Prints one line per watch and a summary `N/N identical`."""
+Both must end the initial events with the k8s.io/initial-events-end
+bookmark, or neither. Prints one line per watch and a summary `N/N identical`."""
 import argparse
 import json
 import re
@@ -108,6 +109,9 @@ def main():
         "field selector": (f"resourceVersion={rv}&fieldSelector=metadata.namespace%3Dwc-1", True),
         "bookmarks allowed": (f"resourceVersion={rv}&allowWatchBookmarks=true", True),
         "resourceVersion 0 (current state, then changes)": ("resourceVersion=0", False),
+        "resourceVersion 0 with bookmarks (a watch-list by default)": ("resourceVersion=0&allowWatchBookmarks=true", False),
+        "sendInitialEvents=false from 0": ("resourceVersion=0&sendInitialEvents=false&resourceVersionMatch=NotOlderThan",
+                                          True),
         "watch-list (sendInitialEvents)": ("resourceVersion=&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
                                            "&allowWatchBookmarks=true", False),
         "watch-list with a label selector": ("sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
@@ -155,11 +159,13 @@ def main():
             elif ps != ds:
                 diff = sorted(set(ps.items()) ^ set(ds.items()))[:4]
                 problem = f"final states differ ({len(ps)} vs {len(ds)} objects): {diff}"
-            if "sendInitialEvents=true" in query and not problem:
-                marks = [json.loads(l) for l in pw.lines if b'"BOOKMARK"' in l]
-                if not marks or marks[0]["object"]["metadata"].get("annotations", {}).get(
-                        "k8s.io/initial-events-end") != "true":
-                    problem = "no initial-events-end bookmark from the proxy"
+            def ends_initial_events(lines):
+                marks = [json.loads(l) for l in lines if b'"BOOKMARK"' in l]
+                return bool(marks) and marks[0]["object"]["metadata"].get("annotations", {}).get(
+                    "k8s.io/initial-events-end") == "true"
+            if not problem and ends_initial_events(dw.lines) != ends_initial_events(pw.lines):
+                problem = (f"initial-events-end bookmark: kube-apiserver {ends_initial_events(dw.lines)}, "
+                           f"proxy {ends_initial_events(pw.lines)}")
         changes = sum(1 for e in de)
         print(f"{'ok  ' if not problem else 'DIFF'} {name}: {len(pe)} events via the proxy, {changes} direct"
               + (f"\n     {problem}" if problem else ""))
