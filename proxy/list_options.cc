@@ -51,13 +51,13 @@ std::optional<ListOptions> parseListOptions(std::string_view query) {
     } else if (key == "allowWatchBookmarks") {
       ok = parseBool(value, o.allow_watch_bookmarks);
     } else if (key == "sendInitialEvents") {
-      bool b;
+      bool b = false;
       ok = parseBool(value, b);
-      o.send_initial_events = b;
+      if (ok) o.send_initial_events = b;
     } else if (key == "timeoutSeconds") {
-      int64_t t;
+      int64_t t = 0;
       ok = parseInt(value, t);
-      o.timeout_seconds = t;
+      if (ok) o.timeout_seconds = t;
     } else if (key != "timeout") {
       ok = false;  // pretty, or a parameter this version does not know
     }

@@ -28,3 +28,10 @@ TEST_CASE("queries the cache does not reproduce are left to kube-apiserver", "[p
   CHECK_FALSE(parseListOptions("limit=1&limit=2"));
   CHECK_FALSE(parseListOptions("labelSelector=%zz"));
 }
+
+TEST_CASE("a value that does not parse leaves the option unset", "[proxy]") {
+  CHECK_FALSE(parseListOptions("sendInitialEvents=maybe"));
+  CHECK_FALSE(parseListOptions("timeoutSeconds=soon"));
+  CHECK(parseListOptions("sendInitialEvents=true")->send_initial_events == true);
+  CHECK_FALSE(parseListOptions("watch=1")->send_initial_events.has_value());
+}
