@@ -82,10 +82,18 @@ void Reflector::onListPage(int status, const std::string& body) {
   watch();
 }
 
+void Reflector::requestProgress() {
+  if (state_ != State::kWatching || progress_watch_) return;
+  transport_.cancelWatch();
+  progress_watch_ = true;
+  watch();
+}
+
 void Reflector::watch() {
   state_ = State::kWatching;
   const uint64_t rv = store_.current()->resource_version;
-  transport_.watch(resource_.path + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + std::to_string(rv),
+  transport_.watch(resource_.path + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + std::to_string(rv) +
+                       (progress_watch_ ? "&timeoutSeconds=3" : ""),
                    [this](std::string_view line) { onWatchEvent(line); },
                    [this](int status, const std::string& reason) { onWatchEnd(status, reason); });
 }
@@ -115,6 +123,12 @@ void Reflector::onWatchEvent(std::string_view line) {
         store_.bookmark(rv);
       }
     }
+    if (progress_watch_) {
+      // The bookmark asked for: back to a long watch, so another can be asked for at once.
+      transport_.cancelWatch();
+      progress_watch_ = false;
+      watch();
+    }
     return;
   }
   ObjectPtr obj = toObject(event->object, &error);
@@ -134,7 +148,8 @@ void Reflector::onWatchEnd(int status, const std::string& reason) {
     retry("watch expired (410)", true);
   } else if (status == 200) {
     // A normal end (server timeout): resume at once from where we are.
-    ++reconnects_;
+    if (!progress_watch_) ++reconnects_;
+    progress_watch_ = false;
     watch();
   } else {
     retry("watch ended: " + (status == 0 ? reason : "HTTP " + std::to_string(status)), false);
@@ -143,6 +158,7 @@ void Reflector::onWatchEnd(int status, const std::string& reason) {
 
 void Reflector::retry(const std::string& why, bool relist) {
   last_error_ = why;
+  progress_watch_ = false;
   state_ = State::kBackoff;
   if (relist) ++relists_;
   ++reconnects_;

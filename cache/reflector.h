@@ -49,6 +49,12 @@ class Reflector {
  public:
   Reflector(ResourceInfo resource, Store& store, ReflectorTransport& transport, uint32_t seed = std::random_device{}());
   void start();
+  // Asks for a bookmark soon (a consistent read waits for the cache to reach
+  // upstream's revision). kube-apiserver sends a watch bookmarks once a minute
+  // and 2 s before its deadline, so the watch is resumed from where it is
+  // with a 3 s timeout: about a second later a bookmark arrives at the
+  // revision kube-apiserver's own cache has reached. No-op unless watching.
+  void requestProgress();
 
   enum class State { kListing, kWatching, kBackoff };
   State state() const { return state_; }
@@ -83,6 +89,7 @@ class Reflector {
   std::atomic<uint64_t> relists_{0};
   std::atomic<uint64_t> reconnects_{0};
   std::chrono::milliseconds backoff_{0};
+  bool progress_watch_ = false;  // the current watch is a short one, for a bookmark
   std::string last_error_;
 };
 

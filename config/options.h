@@ -30,7 +30,7 @@ struct ProxyOptions {
   std::chrono::milliseconds upstream_keepalive{std::chrono::seconds(30)};
   std::vector<std::string> cache_resources;  // e.g. configmaps, deployments.apps
   bool cache_lazy = true;
-  std::chrono::milliseconds consistent_read_wait{250};
+  std::chrono::milliseconds consistent_read_wait{std::chrono::seconds(3)};  // kube-apiserver waits as long
   // Per cached resource: the event history kept for watch resume, and the
   // snapshots kept for continue tokens and Exact reads.
   int64_t cache_history_events = 10000;

@@ -275,10 +275,13 @@ void CacheManager::requestCaching(std::string_view group, std::string_view resou
 void CacheManager::onRequested(evutil_socket_t, short, void* self) {
   auto* m = static_cast<CacheManager*>(self);
   std::vector<std::string> names;
+  std::set<cache::Reflector*> progress;
   {
     std::lock_guard lock(m->requested_mu_);
     names.swap(m->requested_);
+    progress.swap(m->progress_wanted_);
   }
+  for (cache::Reflector* r : progress) r->requestProgress();
   for (const auto& n : names) {
     log::info("caching on first request", {{"resource", n}});
     m->add(n, false);
@@ -395,6 +398,13 @@ void CacheManager::discover(size_t index) {
         served->fields = std::move(fields);
         served->store = c.store.get();
         served->reflector = c.reflector.get();
+        served->request_progress = [this, reflector = c.reflector.get()] {
+          {
+            std::lock_guard lock(requested_mu_);
+            if (!progress_wanted_.insert(reflector).second) return;
+          }
+          event_active(requested_ev_, EV_READ, 0);
+        };
         {
           std::lock_guard lock(c.served_mu);
           c.served = served;

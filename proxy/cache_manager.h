@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include <atomic>
+#include <functional>
 #include <set>
 #include <rapidjson/document.h>
 #include <mutex>
@@ -37,10 +38,13 @@ struct CachedResource {
   cache::ResourceFields fields;
   cache::Store* store = nullptr;
   const cache::Reflector* reflector = nullptr;
-  // The cache's resourceVersion when a consistent read last gave up waiting.
-  mutable std::atomic<uint64_t> consistent_read_missed_at{0};
+  // Until when (steady clock) consistent reads are forwarded without trying,
+  // after one gave up waiting.
+  mutable std::atomic<int64_t> consistent_reads_forwarded_until{0};
   // The newest resourceVersion upstream has reported (consistent-read probes).
   mutable std::atomic<uint64_t> upstream_resource_version{0};
+  // Thread-safe: asks the reflector for a bookmark soon (see Reflector::requestProgress).
+  std::function<void()> request_progress;
   // Consistent reads: upstream probes sent, and how they were answered.
   mutable std::atomic<uint64_t> consistent_read_probes{0}, consistent_reads_from_cache{0},
       consistent_reads_forwarded{0};
@@ -97,6 +101,7 @@ class CacheManager {
   std::mutex requested_mu_;
   std::vector<std::string> requested_;          // to add, on the admin loop
   std::set<std::string> requested_names_;       // ever requested
+  std::set<cache::Reflector*> progress_wanted_;  // to ask for a bookmark, on the admin loop
 };
 
 }  // namespace kcp::proxy

@@ -8,6 +8,9 @@ namespace {
 
 constexpr size_t kMaxProbeBody = 16 << 20;  // one object, however large kube-apiserver allows
 constexpr std::chrono::milliseconds kPollInterval{2};
+// After a consistent read ran out of time, the next ones go straight upstream
+// for a while rather than each waiting as long (e.g. bookmarks not coming).
+constexpr std::chrono::seconds kForwardAfterMiss{10};
 
 }  // namespace
 
@@ -29,7 +32,8 @@ ConsistentRead::~ConsistentRead() {
 }
 
 bool ConsistentRead::worthTrying(const CachedResource& resource) {
-  return resource.store->current()->resource_version != resource.consistent_read_missed_at.load();
+  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  return now >= resource.consistent_reads_forwarded_until.load();
 }
 
 void ConsistentRead::forward() {
@@ -54,11 +58,15 @@ void ConsistentRead::check() {
       return;
     }
   } else if (std::chrono::steady_clock::now() < deadline_) {
+    // A quiet resource only shows it has caught up in a bookmark: ask for one
+    // (the reflector asks kube-apiserver once for all who are waiting).
+    if (resource_.request_progress) resource_.request_progress();
     const timeval tv = timevalOf(kPollInterval);
     evtimer_add(poll_, &tv);
     return;
   } else {
-    resource_.consistent_read_missed_at.store(cache_rv);
+    resource_.consistent_reads_forwarded_until.store(
+        (std::chrono::steady_clock::now() + kForwardAfterMiss).time_since_epoch().count());
   }
   forward();
 }

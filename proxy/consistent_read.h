@@ -3,9 +3,9 @@
 // resourceVersion with a one-item LIST, wait until the cache has reached it,
 // then serve from the cache. The cache only learns it has reached a
 // resourceVersion from an event or bookmark at or after it, so a quiet
-// resource may not get there: after --consistent-read-wait the request is
-// forwarded instead, and until the resource changes again its consistent
-// reads are forwarded straight away.
+// resource gets there by a bookmark the reflector asks for (about a second);
+// after --consistent-read-wait the request is forwarded instead, and for ten
+// seconds the resource's consistent reads are forwarded straight away.
 #pragma once
 
 #include <event2/event.h>

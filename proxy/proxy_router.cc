@@ -62,12 +62,32 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
 
 namespace {
 
-// Whether a LIST's response format is one the cache writes: JSON, not
-// pretty-printed (kube-apiserver pretty-prints for curl, wget and browsers).
+// Whether the response format is one the cache writes: plain JSON (no
+// `as=Table` or metadata-only conversion), not pretty-printed (kube-apiserver
+// pretty-prints for curl, wget and browsers). A client that prefers protobuf
+// but also accepts JSON (client-go's default for built-in types) gets JSON:
+// it decodes by the response's Content-Type.
 bool cacheWritesFormat(const RequestHead& head) {
-  if (const std::string* accept = head.header("accept");
-      accept != nullptr && !accept->empty() && *accept != "*/*" && !accept->starts_with("application/json")) {
-    return false;
+  if (const std::string* accept = head.header("accept"); accept != nullptr && !accept->empty()) {
+    bool json = false;
+    std::string_view rest = *accept;
+    while (!rest.empty() && !json) {
+      const size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      // Parameters other than a quality would change the answer (as=Table, ...).
+      if (const size_t semi = item.find(';'); semi != std::string_view::npos) {
+        std::string_view param = item.substr(semi + 1);
+        while (!param.empty() && param.front() == ' ') param.remove_prefix(1);
+        if (!param.starts_with("q=") || param.find(';') != std::string_view::npos) continue;
+        item = item.substr(0, semi);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      }
+      json = item == "application/json" || item == "*/*" || item == "application/*";
+    }
+    if (!json) return false;
   }
   if (const std::string* ua = head.header("user-agent");
       ua != nullptr && (ua->starts_with("curl") || ua->starts_with("Wget") || ua->starts_with("Mozilla/5.0"))) {

@@ -7,8 +7,10 @@ source "$(dirname "$0")/lib.sh"
 PROXY_BIN=${PROXY_BIN:-$ROOT/build/kube-cache-proxy}
 state=$(mktemp -d)
 port=$(free_port) iport=$(free_port) aport=$(free_port)
+# The transparent proxy: no lazy caching (a cached resource's memory would
+# blur the streaming-memory bounds measured below).
 "$PROXY_BIN" --upstream-kubeconfig "$ADMIN_KUBECONFIG" --state-dir "$state" --listen "127.0.0.1:$port" \
-  --listen-insecure "127.0.0.1:$iport" --admin-listen "127.0.0.1:$aport" --shutdown-grace-period 2s \
+  --listen-insecure "127.0.0.1:$iport" --admin-listen "127.0.0.1:$aport" --shutdown-grace-period 2s --cache-lazy=false \
   --upstream-keepalive 2s \
   --write-kubeconfig "$state/proxy.kubeconfig" --write-kubeconfig-user-from "$ADMIN_KUBECONFIG" -v 1 \
   >"$state/proxy.log" 2>&1 &
@@ -199,7 +201,7 @@ check "load ${mb} MB of widgets (100 KB each)" \
 # Memory is measured on the release build (a sanitizer's quarantine would
 # swamp the figure), as a second proxy next to the first.
 rport=$(free_port)
-"$ROOT/build/kube-cache-proxy" --upstream-kubeconfig "$ADMIN_KUBECONFIG" --state-dir "$state/release" \
+"$ROOT/build/kube-cache-proxy" --upstream-kubeconfig "$ADMIN_KUBECONFIG" --state-dir "$state/release" --cache-lazy=false \
   --listen "127.0.0.1:$(free_port)" --listen-insecure "127.0.0.1:$rport" --admin-listen "" \
   --write-kubeconfig "$state/release.kubeconfig" --write-kubeconfig-user-from "$ADMIN_KUBECONFIG" \
   >"$state/release.log" 2>&1 &
