@@ -230,6 +230,10 @@ void CacheManager::add(const std::string& name, bool required) {
       return cp->served ? double(((*cp->served).*member).load()) : 0.0;
     };
   };
+  metrics_.addGauge("kube_cache_proxy_watchers_closed_behind_total", labels,
+                    "Client watches closed because they fell behind the event history (too slow, or the cache "
+                    "relisted); their clients resume or relist.",
+                    counter(&CachedResource::watchers_too_slow));
   metrics_.addGauge("kube_cache_proxy_consistent_read_probes_total", labels,
                     "One-item LISTs sent upstream to learn its current resourceVersion for a consistent read.",
                     counter(&CachedResource::consistent_read_probes));

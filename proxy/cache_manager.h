@@ -45,6 +45,8 @@ struct CachedResource {
   mutable std::atomic<uint64_t> upstream_resource_version{0};
   // Thread-safe: asks the reflector for a bookmark soon (see Reflector::requestProgress).
   std::function<void()> request_progress;
+  // Watches closed because they fell behind the event history.
+  mutable std::atomic<uint64_t> watchers_too_slow{0};
   // Consistent reads: upstream probes sent, and how they were answered.
   mutable std::atomic<uint64_t> consistent_read_probes{0}, consistent_reads_from_cache{0},
       consistent_reads_forwarded{0};

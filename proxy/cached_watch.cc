@@ -224,6 +224,7 @@ void CachedWatch::refill() {
     uint64_t current = 0;
     if (!resource_.store->eventsAfter(position_, kBatch, batch_, &current)) {
       done_ = true;  // fell behind the history (or the cache relisted): the client resumes or relists
+      resource_.watchers_too_slow.fetch_add(1, std::memory_order_relaxed);
       break;
     }
     for (const auto& e : batch_) {
