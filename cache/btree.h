@@ -6,6 +6,7 @@
 // splice pre-compressed fragments.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -77,6 +78,10 @@ struct BTree::Node {
   std::vector<NodePtr> children;   // internal nodes
   std::vector<std::string> first_keys;  // internal: the smallest key under each child
   size_t count = 0;                // objects in this subtree
+  // Derived from a leaf's objects by readers and kept with it (the leaf never
+  // changes, so neither does this): the LIST encoder's pre-compressed gzip
+  // fragment. Set once, read by any thread.
+  mutable std::atomic<std::shared_ptr<const void>> derived{};
 
   const std::string& firstKey() const { return leaf ? objects.front()->key : first_keys.front(); }
 };

@@ -108,8 +108,10 @@ encoder::ListMeta selectPage(const ListPlan& plan, std::vector<cache::ObjectPtr>
   encoder::ListMeta meta{plan.resource_version};
   if (more && !page.empty()) {
     // Relative to the list's key prefix, with the leading '/' the watch cache writes.
-    meta.continue_token = encoder::encodeContinueToken(
-        {plan.resource_version, "/" + page.back()->key.substr(plan.prefix.size()) + std::string(1, '\0')});
+    std::string start = "/";
+    start.append(std::string_view(page.back()->key).substr(plan.prefix.size()));
+    start.push_back('\0');  // the first key after the last one returned
+    meta.continue_token = encoder::encodeContinueToken({plan.resource_version, std::move(start)});
     if (plan.filter.empty()) {
       const size_t in_range = objects.countFrom(first) - (plan.prefix.empty() ? 0 : objects.countFrom(prefixEnd(plan.prefix)));
       meta.remaining_item_count = int64_t(in_range) - plan.limit;
@@ -117,6 +119,21 @@ encoder::ListMeta selectPage(const ListPlan& plan, std::vector<cache::ObjectPtr>
   }
   return meta;
 }
+
+// GzipSink over the staged evbuffer: fragments go by reference, held until written.
+class CachedList::Sink : public encoder::GzipSink {
+ public:
+  explicit Sink(evbuffer* out) : out_(out) {}
+  void write(std::string_view bytes) override { evbuffer_add(out_, bytes.data(), bytes.size()); }
+  void writeFragment(const encoder::DeflateFragmentPtr& f) override {
+    evbuffer_add_reference(out_, f->deflated.data(), f->deflated.size(), releaseFragment,
+                           new encoder::DeflateFragmentPtr(f));
+  }
+
+ private:
+  static void releaseFragment(const void*, size_t, void* arg) { delete static_cast<encoder::DeflateFragmentPtr*>(arg); }
+  evbuffer* out_;
+};
 
 CachedList::CachedList(const CachedResource& resource, ListPlan plan, const RequestHead& head, const RequestInfo& info,
                        DownstreamStream& stream, Metrics::Shard& metrics)
@@ -132,19 +149,73 @@ CachedList::CachedList(const CachedResource& resource, ListPlan plan, const Requ
   }
   frame_ = encoder::jsonListFrame(resource.list_kind, resource.group_version, meta,
                                   resource.reflector->sortedListKeys());
-  evbuffer_add(staged_, frame_.head.data(), frame_.head.size());
   ResponseHead response;
   response.status = 200;
   response.headers = {{"cache-control", "no-cache, private"}, {"content-type", "application/json"}};
+  // As kube-apiserver: gzip when asked for and the body is over 128 KiB.
+  const std::string* accept_encoding = head.header("accept-encoding");
+  if (accept_encoding != nullptr && encoder::acceptsGzip(*accept_encoding) &&
+      identitySize() > encoder::kGzipThresholdBytes) {
+    response.headers.push_back({"content-encoding", "gzip"});
+    response.headers.push_back({"vary", "Accept-Encoding"});
+    sink_ = std::make_unique<Sink>(staged_);
+    gzip_ = std::make_unique<encoder::GzipWriter>(*sink_);
+  }
+  addBytes(frame_.head);
   stream.submitResponse(response, false);
+}
+
+size_t CachedList::identitySize() const {
+  size_t n = frame_.head.size() + frame_.tail.size(), items = 0;
+  const auto count = [&](const cache::Object& o) {
+    n += o.json.size();
+    ++items;
+  };
+  if (paged_) {
+    for (const auto& o : page_) count(*o);
+  } else {
+    for (auto c = cursor_; c.valid() && std::string_view(c.object()->key).starts_with(plan_.prefix); c.next()) {
+      if (plan_.filter.empty() || plan_.filter.matches(*c.object())) count(*c.object());
+      if (n > encoder::kGzipThresholdBytes) break;  // enough to decide
+    }
+  }
+  return n + (items > 0 ? items - 1 : 0);  // the commas
 }
 
 CachedList::~CachedList() { evbuffer_free(staged_); }
 
+void CachedList::addBytes(std::string_view bytes) {
+  if (gzip_) {
+    gzip_->add(bytes);
+  } else {
+    evbuffer_add(staged_, bytes.data(), bytes.size());
+  }
+}
+
 void CachedList::add(const cache::ObjectPtr& obj) {
-  if (!first_item_) evbuffer_add(staged_, ",", 1);
+  if (!first_item_) addBytes(",");
   first_item_ = false;
-  evbuffer_add_reference(staged_, obj->json.data(), obj->json.size(), releaseObject, new cache::ObjectPtr(obj));
+  if (gzip_) {
+    gzip_->add(obj->json);
+  } else {
+    evbuffer_add_reference(staged_, obj->json.data(), obj->json.size(), releaseObject, new cache::ObjectPtr(obj));
+  }
+}
+
+void CachedList::addLeaf(const cache::BTree::Node* leaf) {
+  // The leaf's objects as ",o1,o2,...": compressed by the first LIST that
+  // needs it, then kept with the immutable leaf for every later one.
+  auto fragment = std::static_pointer_cast<const encoder::DeflateFragment>(leaf->derived.load());
+  if (!fragment) {
+    std::string joined;
+    for (const auto& o : leaf->objects) {
+      joined += ',';
+      joined += o->json;
+    }
+    fragment = encoder::deflateFragment(joined);
+    leaf->derived.store(fragment);  // a racing LIST may store an equal one: either will do
+  }
+  gzip_->add(fragment);
 }
 
 void CachedList::refill() {
@@ -157,13 +228,22 @@ void CachedList::refill() {
         cursor_ = cache::BTree::Cursor();  // past this namespace
         break;
       }
+      const cache::BTree::Node* leaf = cursor_.leaf();
+      if (gzip_ && plan_.filter.empty() && !first_item_ && cursor_.indexInLeaf() == 0 &&
+          std::string_view(leaf->objects.back()->key).starts_with(plan_.prefix)) {
+        // A whole leaf inside the list: splice its fragment.
+        addLeaf(leaf);
+        for (size_t i = 0; i < leaf->objects.size(); ++i) cursor_.next();
+        continue;
+      }
       if (plan_.filter.empty() || plan_.filter.matches(*obj)) add(obj);
       cursor_.next();
     }
   }
   const bool all_added = paged_ ? page_next_ == page_.size() : !cursor_.valid();
   if (all_added && !done_) {
-    evbuffer_add(staged_, frame_.tail.data(), frame_.tail.size());
+    addBytes(frame_.tail);
+    if (gzip_) gzip_->finish();
     done_ = true;
     record_.setStatus(200);  // the whole body is on its way; before this, a hang-up counts as 499
   }

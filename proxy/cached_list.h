@@ -7,12 +7,14 @@
 
 #include <event2/buffer.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "cache/selector.h"
 #include "cache/store.h"
+#include "encoder/gzip_splice.h"
 #include "encoder/json_list.h"
 #include "proxy/cache_manager.h"
 #include "proxy/exchange.h"
@@ -66,8 +68,12 @@ class CachedList : public RequestHandler {
   void onDownstreamClosed() override {}
 
  private:
+  class Sink;
   void add(const cache::ObjectPtr& object);
+  void addLeaf(const cache::BTree::Node* leaf);
+  void addBytes(std::string_view bytes);
   void refill();
+  size_t identitySize() const;
 
   ListPlan plan_;
   cache::BTree::Cursor cursor_;  // the next object to look at (unpaged lists)
@@ -78,6 +84,11 @@ class CachedList : public RequestHandler {
   evbuffer* staged_;  // the next bytes to write, at most a chunk or so
   bool first_item_ = true;
   bool done_ = false;
+  // Set when the response is gzipped (the client accepts it and the body is
+  // over kube-apiserver's threshold): whole leaves are spliced in as their
+  // pre-compressed fragments, the rest is compressed as it goes.
+  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<encoder::GzipWriter> gzip_;
   RequestRecord record_;
 };
 

@@ -53,32 +53,40 @@ class Upstream:
         url = urllib.parse.urlparse(cluster["server"])
         self.host, self.port = url.hostname, url.port
 
-    def get(self, path):
-        return self.request("GET", path)
+    def get(self, path, gzip=False):
+        return self.request("GET", path, gzip=gzip)
 
-    def request(self, method, path, body=None):
+    def request(self, method, path, body=None, gzip=False):
         c = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=60)
-        return request(c, path, method, body)
+        r = request(c, path, method, body, gzip)
+        return r if gzip else r[:2]
 
 
 class Proxy:
     def __init__(self, port):
         self.port = port
 
-    def get(self, path):
-        return request(http.client.HTTPConnection("127.0.0.1", self.port, timeout=60), path)
+    def get(self, path, gzip=False):
+        r = request(http.client.HTTPConnection("127.0.0.1", self.port, timeout=60), path, gzip=gzip)
+        return r if gzip else r[:2]
 
 
-def request(conn, path, method="GET", body=None):
+def request(conn, path, method="GET", body=None, gzip=False):
+    """(status, body, Content-Encoding); a gzip body is inflated (and must inflate)."""
     # Not curl's user agent: kube-apiserver pretty-prints for curl.
     headers = {"User-Agent": "kcp-conformance", "Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = "application/json"
+    if gzip:
+        headers["Accept-Encoding"] = "gzip"
     conn.request(method, path, body=body, headers=headers)
     r = conn.getresponse()
     body = r.read()
+    encoding = r.getheader("Content-Encoding", "")
     conn.close()
-    return r.status, body
+    if encoding == "gzip":
+        body = __import__("gzip").decompress(body)
+    return r.status, body, encoding
 
 
 def decode_token(token):
@@ -234,6 +242,14 @@ def main():
         if limit:
             q["limit"] = str(limit)
         full = path + ("?" + urllib.parse.urlencode(q) if q else "")
+        if rnd.random() < 0.15:
+            # gzip asked for: both compress (over 128 KiB) or neither, and inflate to the same bytes.
+            ga, gb = proxy.get(full, gzip=True), upstream.get(full, gzip=True)
+            reason = compare(full, ga[:2], gb[:2], exact)
+            if not reason and ga[2] != gb[2]:
+                reason = f"Content-Encoding {ga[2]!r} vs {gb[2]!r}"
+            results.append((full + " (gzip)", reason))
+            continue
         a, b = run(full, full, exact)
         # Walk the pages: each side with its own tokens; the first step also
         # with the other side's token (a client may move between them).
