@@ -202,6 +202,51 @@ def main():
     ]:
         record, _ = scenario(name, sides, pids, args.reps, work)
         records.append(record)
+    def dashboard(views):
+        # A dashboard page view: four cluster-wide consistent LISTs at once.
+        def run(side):
+            out = []
+            for _ in range(views):
+                t0, sizes, lock = time.perf_counter(), [], threading.Lock()
+
+                def one(path):
+                    n = side.get(path)[1]
+                    with lock:
+                        sizes.append(n)
+                threads = [threading.Thread(target=one, args=(p,)) for p in
+                           ("/api/v1/nodes", "/api/v1/pods", "/api/v1/namespaces", "/api/v1/services")]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                out.append((time.perf_counter() - t0, sum(sizes)))
+            return out
+        return run
+
+    def reconcilers(workers, per_worker):
+        # An operator's reconcile: a label-selected consistent LIST of one group's pods.
+        def run(side):
+            out, lock = [], threading.Lock()
+
+            def worker(seed):
+                import random
+                rnd = random.Random(seed)
+                for _ in range(per_worker):
+                    r = side.get(f"/api/v1/pods?labelSelector=group%3Dg-{rnd.randrange(500)}")[:2]
+                    with lock:
+                        out.append(r)
+            threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return out
+        return run
+
+    for name, work in [(f"dashboard-4-consistent-lists-{k}-pods", dashboard(5)),
+                       ("operator-reconcile-20-workers-label-selected-pods", reconcilers(20, 10))]:
+        record, _ = scenario(name, sides, pids, args.reps, work)
+        records.append(record)
     record, samples = scenario(f"list-storm-10-configmaps-{k}", sides, pids, 1,
                                concurrent("/api/v1/configmaps?resourceVersion=0", 10))
     records.append(record)
