@@ -190,6 +190,30 @@ std::optional<std::string> withResourceVersion(std::string_view object, uint64_t
   return out;
 }
 
+size_t metadataEnd(std::string_view object) {
+  constexpr std::string_view kStart = R"({"metadata":{)";
+  if (!object.starts_with(kStart)) return 0;
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = kStart.size() - 1; i < object.size(); ++i) {
+    const char c = object[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, whatever it is
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return i + 1;
+    }
+  }
+  return 0;
+}
+
 std::string typeMetaPrefix(std::string_view kind, std::string_view api_version) {
   std::string p = R"({"kind":")";
   p += kind;

@@ -46,6 +46,11 @@ std::optional<std::string> withResourceVersion(std::string_view object, uint64_t
 // kind and apiVersion in list items too, so they are stored as they come).
 std::optional<std::string> stripTypeMeta(std::string_view object, std::string_view kind, std::string_view api_version);
 
+// For an object in list-item form starting `{"metadata":{`, the offset just
+// past the metadata value's closing brace; 0 otherwise. The metadata-only
+// forms (PartialObjectMetadata) are spliced from this span.
+size_t metadataEnd(std::string_view object);
+
 // The prefix stripTypeMeta removes, for writing the object back in GET or
 // watch form: `{"kind":"K","apiVersion":"V",`.
 std::string typeMetaPrefix(std::string_view kind, std::string_view api_version);

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "cache/json_scan.h"
+
 namespace kcp::cache {
 
 bool parseResourceVersion(std::string_view text, uint64_t& out) {
@@ -97,6 +99,7 @@ ObjectPtr parseJsonObject(std::string json, std::string* error, const Selectable
   }
   obj->key = obj->namespace_.empty() ? obj->name : obj->namespace_ + "/" + obj->name;
   obj->json = std::move(json);
+  obj->metadata_end = uint32_t(metadataEnd(obj->json));
   return obj;
 }
 

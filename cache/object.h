@@ -35,6 +35,9 @@ struct Object {
   std::vector<std::pair<std::string, std::string>> labels;  // sorted by key
   std::vector<std::string> fields;  // the values of the resource's SelectableFields, in order
   std::string json;  // the object exactly as kube-apiserver encoded it
+  // json[1, metadata_end) is `"metadata":{...}` (typed objects in list-item
+  // form); 0 when not (custom resources).
+  uint32_t metadata_end = 0;
 };
 
 // Shared and immutable: a snapshot or a response in flight keeps it alive.

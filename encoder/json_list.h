@@ -22,6 +22,11 @@ struct ListMeta {
   std::optional<int64_t> remaining_item_count{};  // only for pages of unfiltered lists
 };
 
+// Metadata-only forms (as=PartialObjectMetadata[List]): each item is this
+// prefix, the object's `"metadata":{...}` span, and "}".
+inline constexpr std::string_view kPartialObjectMetadataPrefix =
+    R"({"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1",)";
+
 // Typed resources: {"kind":"XList","apiVersion":"V","metadata":{"resourceVersion":"R"[,"continue":"C","remainingItemCount":N]},"items":[...]}.
 // Custom resources (sorted keys): {"apiVersion":"G/V","items":[...],"kind":"XList","metadata":{"continue":"C"[,"remainingItemCount":N],"resourceVersion":"R"}}.
 JsonListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version, const ListMeta& meta,

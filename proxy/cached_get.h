@@ -14,6 +14,7 @@
 #include "proxy/metrics.h"
 #include "proxy/request_info.h"
 #include "proxy/request_record.h"
+#include "proxy/response_form.h"
 
 namespace kcp::proxy {
 
@@ -25,8 +26,8 @@ std::optional<uint64_t> cachedGetMinResourceVersion(std::string_view query, bool
 class CachedGet : public RequestHandler {
  public:
   // Answers from `snapshot` and starts the response on `stream`.
-  CachedGet(const CachedResource& resource, const cache::SnapshotPtr& snapshot, const RequestHead& head,
-            const RequestInfo& info, DownstreamStream& stream, Metrics::Shard& metrics);
+  CachedGet(const CachedResource& resource, const cache::SnapshotPtr& snapshot, ResponseForm form,
+            const RequestHead& head, const RequestInfo& info, DownstreamStream& stream, Metrics::Shard& metrics);
   ~CachedGet() override;
 
   void onRequestBody(const uint8_t*, size_t) override {}

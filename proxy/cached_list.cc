@@ -135,9 +135,10 @@ class CachedList::Sink : public encoder::GzipSink {
   evbuffer* out_;
 };
 
-CachedList::CachedList(const CachedResource& resource, ListPlan plan, const RequestHead& head, const RequestInfo& info,
-                       DownstreamStream& stream, Metrics::Shard& metrics)
+CachedList::CachedList(const CachedResource& resource, ListPlan plan, ResponseForm form, const RequestHead& head,
+                       const RequestInfo& info, DownstreamStream& stream, Metrics::Shard& metrics)
     : plan_(std::move(plan)),
+      metadata_only_(form == ResponseForm::kMetadataOnly),
       staged_(evbuffer_new()),
       record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
   encoder::ListMeta meta{plan_.resource_version};
@@ -147,8 +148,15 @@ CachedList::CachedList(const CachedResource& resource, ListPlan plan, const Requ
   } else {
     cursor_ = plan_.snapshot->objects.lowerBound(plan_.start.empty() ? plan_.prefix : plan_.start);
   }
-  frame_ = encoder::jsonListFrame(resource.list_kind, resource.group_version, meta,
-                                  resource.reflector->sortedListKeys());
+  frame_ = metadata_only_ ? encoder::jsonListFrame("PartialObjectMetadataList", "meta.k8s.io/v1", meta, false)
+                         : encoder::jsonListFrame(resource.list_kind, resource.group_version, meta,
+                                                  resource.reflector->sortedListKeys());
+  if (metadata_only_ && !anySelected()) {
+    // kube-apiserver's conversion to PartialObjectMetadataList leaves no items as null.
+    frame_.head.back() = 'n';
+    frame_.head += "ull";
+    frame_.tail.erase(0, 1);
+  }
   ResponseHead response;
   response.status = 200;
   response.headers = {{"cache-control", "no-cache, private"}, {"content-type", "application/json"}};
@@ -165,10 +173,19 @@ CachedList::CachedList(const CachedResource& resource, ListPlan plan, const Requ
   stream.submitResponse(response, false);
 }
 
+bool CachedList::anySelected() const {
+  if (paged_) return !page_.empty();
+  for (auto c = cursor_; c.valid() && std::string_view(c.object()->key).starts_with(plan_.prefix); c.next()) {
+    if (plan_.filter.empty() || plan_.filter.matches(*c.object())) return true;
+  }
+  return false;
+}
+
 size_t CachedList::identitySize() const {
   size_t n = frame_.head.size() + frame_.tail.size(), items = 0;
   const auto count = [&](const cache::Object& o) {
-    n += o.json.size();
+    n += metadata_only_ && o.metadata_end > 0 ? encoder::kPartialObjectMetadataPrefix.size() + o.metadata_end
+                                              : o.json.size();
     ++items;
   };
   if (paged_) {
@@ -195,6 +212,18 @@ void CachedList::addBytes(std::string_view bytes) {
 void CachedList::add(const cache::ObjectPtr& obj) {
   if (!first_item_) addBytes(",");
   first_item_ = false;
+  if (metadata_only_ && obj->metadata_end > 0) {
+    // {"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{...}}
+    addBytes(encoder::kPartialObjectMetadataPrefix);
+    const std::string_view metadata = std::string_view(obj->json).substr(1, obj->metadata_end - 1);
+    if (gzip_) {
+      gzip_->add(metadata);
+    } else {
+      evbuffer_add_reference(staged_, metadata.data(), metadata.size(), releaseObject, new cache::ObjectPtr(obj));
+    }
+    addBytes("}");
+    return;
+  }
   if (gzip_) {
     gzip_->add(obj->json);
   } else {
@@ -229,7 +258,7 @@ void CachedList::refill() {
         break;
       }
       const cache::BTree::Node* leaf = cursor_.leaf();
-      if (gzip_ && plan_.filter.empty() && !first_item_ && cursor_.indexInLeaf() == 0 &&
+      if (gzip_ && !metadata_only_ && plan_.filter.empty() && !first_item_ && cursor_.indexInLeaf() == 0 &&
           std::string_view(leaf->objects.back()->key).starts_with(plan_.prefix)) {
         // A whole leaf inside the list: splice its fragment.
         addLeaf(leaf);

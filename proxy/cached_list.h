@@ -22,6 +22,7 @@
 #include "proxy/metrics.h"
 #include "proxy/request_info.h"
 #include "proxy/request_record.h"
+#include "proxy/response_form.h"
 
 namespace kcp::proxy {
 
@@ -57,8 +58,8 @@ encoder::ListMeta selectPage(const ListPlan& plan, std::vector<cache::ObjectPtr>
 class CachedList : public RequestHandler {
  public:
   // Starts the response on `stream`.
-  CachedList(const CachedResource& resource, ListPlan plan, const RequestHead& head, const RequestInfo& info,
-             DownstreamStream& stream, Metrics::Shard& metrics);
+  CachedList(const CachedResource& resource, ListPlan plan, ResponseForm form, const RequestHead& head,
+             const RequestInfo& info, DownstreamStream& stream, Metrics::Shard& metrics);
   ~CachedList() override;
 
   void onRequestBody(const uint8_t*, size_t) override {}
@@ -74,8 +75,10 @@ class CachedList : public RequestHandler {
   void addBytes(std::string_view bytes);
   void refill();
   size_t identitySize() const;
+  bool anySelected() const;
 
   ListPlan plan_;
+  bool metadata_only_;
   cache::BTree::Cursor cursor_;  // the next object to look at (unpaged lists)
   std::vector<cache::ObjectPtr> page_;  // the selected objects (paged lists)
   size_t page_next_ = 0;

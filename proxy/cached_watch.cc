@@ -3,6 +3,7 @@
 #include <random>
 
 #include "cache/json_scan.h"
+#include "encoder/json_list.h"
 #include "encoder/watch_event.h"
 
 namespace kcp::proxy {
@@ -87,11 +88,12 @@ std::optional<WatchPlan> planWatch(const CachedResource& resource, const Request
   return plan;
 }
 
-CachedWatch::CachedWatch(const CachedResource& resource, WatchPlan plan, WatchFeed& feed, event_base* base,
-                         const RequestHead& head, const RequestInfo& info, DownstreamStream& stream,
+CachedWatch::CachedWatch(const CachedResource& resource, WatchPlan plan, ResponseForm form, WatchFeed& feed,
+                         event_base* base, const RequestHead& head, const RequestInfo& info, DownstreamStream& stream,
                          Metrics::Shard& metrics)
     : resource_(resource),
       plan_(std::move(plan)),
+      metadata_only_(form == ResponseForm::kMetadataOnly),
       feed_(feed),
       stream_(stream),
       position_(plan_.from),
@@ -174,7 +176,12 @@ bool CachedWatch::selected(const cache::ObjectPtr& object) const {
 void CachedWatch::addObject(std::string_view type, const cache::ObjectPtr& object) {
   const std::string head = encoder::jsonWatchEventHead(type);
   evbuffer_add(staged_, head.data(), head.size());
-  if (!type_meta_.empty()) {
+  if (metadata_only_ && object->metadata_end > 0) {
+    evbuffer_add(staged_, encoder::kPartialObjectMetadataPrefix.data(), encoder::kPartialObjectMetadataPrefix.size());
+    evbuffer_add_reference(staged_, object->json.data() + 1, object->metadata_end - 1, releaseObject,
+                           new cache::ObjectPtr(object));
+    evbuffer_add(staged_, "}", 1);
+  } else if (!type_meta_.empty()) {
     evbuffer_add(staged_, type_meta_.data(), type_meta_.size());
     evbuffer_add_reference(staged_, object->json.data() + 1, object->json.size() - 1, releaseObject,
                            new cache::ObjectPtr(object));
@@ -199,6 +206,7 @@ void CachedWatch::addEvent(const cache::Event& e) {
     if (auto moved = cache::withResourceVersion(e.previous->json, e.resource_version)) {
       auto gone = std::make_shared<cache::Object>(*e.previous);
       gone->json = std::move(*moved);
+      gone->metadata_end = uint32_t(cache::metadataEnd(gone->json));
       addObject("DELETED", gone);
     }
   }
@@ -208,12 +216,7 @@ void CachedWatch::refill() {
   while (!initial_done_ && evbuffer_get_length(staged_) < kChunk) {
     if (!initial_.valid() || !std::string_view(initial_.object()->key).starts_with(plan_.prefix)) {
       initial_done_ = true;
-      if (plan_.initial_events_end) {
-        const std::string b = encoder::jsonBookmarkEvent(resource_.kind, resource_.group_version, plan_.from,
-                                                         resource_.reflector->sortedListKeys(), true);
-        evbuffer_add(staged_, b.data(), b.size());
-        last_bookmark_ = plan_.from;
-      }
+      if (plan_.initial_events_end) addBookmark(plan_.from, true);
       break;
     }
     if (plan_.filter.empty() || plan_.filter.matches(*initial_.object())) addObject("ADDED", initial_.object());
@@ -238,13 +241,17 @@ void CachedWatch::refill() {
   }
   if (bookmark_due_ && initial_done_ && !done_ && evbuffer_get_length(staged_) == 0) {
     bookmark_due_ = false;
-    if (position_ > last_bookmark_ && position_ > plan_.from) {
-      const std::string b = encoder::jsonBookmarkEvent(resource_.kind, resource_.group_version, position_,
-                                                       resource_.reflector->sortedListKeys(), false);
-      evbuffer_add(staged_, b.data(), b.size());
-      last_bookmark_ = position_;
-    }
+    if (position_ > last_bookmark_ && position_ > plan_.from) addBookmark(position_, false);
   }
+}
+
+void CachedWatch::addBookmark(uint64_t rv, bool initial_events_end) {
+  const std::string b =
+      metadata_only_ ? encoder::jsonBookmarkEvent("PartialObjectMetadata", "meta.k8s.io/v1", rv, false, initial_events_end)
+                     : encoder::jsonBookmarkEvent(resource_.kind, resource_.group_version, rv,
+                                                  resource_.reflector->sortedListKeys(), initial_events_end);
+  evbuffer_add(staged_, b.data(), b.size());
+  last_bookmark_ = rv;
 }
 
 size_t CachedWatch::responseBodyReady(bool* eof) {

@@ -25,6 +25,7 @@
 #include "proxy/metrics.h"
 #include "proxy/request_info.h"
 #include "proxy/request_record.h"
+#include "proxy/response_form.h"
 #include "proxy/watch_feed.h"
 
 namespace kcp::proxy {
@@ -49,7 +50,7 @@ std::optional<WatchPlan> planWatch(const CachedResource& resource, const Request
 
 class CachedWatch : public RequestHandler, public WatchFeed::Watcher {
  public:
-  CachedWatch(const CachedResource& resource, WatchPlan plan, WatchFeed& feed, event_base* base,
+  CachedWatch(const CachedResource& resource, WatchPlan plan, ResponseForm form, WatchFeed& feed, event_base* base,
               const RequestHead& head, const RequestInfo& info, DownstreamStream& stream, Metrics::Shard& metrics);
   ~CachedWatch() override;
 
@@ -65,6 +66,7 @@ class CachedWatch : public RequestHandler, public WatchFeed::Watcher {
   static void onBookmarkDue(evutil_socket_t, short, void* self);
   void refill();
   void addObject(std::string_view type, const cache::ObjectPtr& object);
+  void addBookmark(uint64_t rv, bool initial_events_end);
   void addEvent(const cache::Event& event);
   bool selected(const cache::ObjectPtr& object) const;
   void scheduleBookmark();
@@ -74,6 +76,7 @@ class CachedWatch : public RequestHandler, public WatchFeed::Watcher {
   WatchPlan plan_;
   WatchFeed& feed_;
   DownstreamStream& stream_;
+  bool metadata_only_;
   std::string type_meta_;  // put back in front of typed objects
   cache::BTree::Cursor initial_;
   bool initial_done_ = false;

@@ -10,6 +10,7 @@
 #include "proxy/consistent_read.h"
 #include "proxy/forwarder.h"
 #include "proxy/request_info.h"
+#include "proxy/response_form.h"
 #include "proxy/upgrade_tunnel.h"
 
 namespace kcp::proxy {
@@ -62,40 +63,6 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
 
 namespace {
 
-// Whether the response format is one the cache writes: plain JSON (no
-// `as=Table` or metadata-only conversion), not pretty-printed (kube-apiserver
-// pretty-prints for curl, wget and browsers). A client that prefers protobuf
-// but also accepts JSON (client-go's default for built-in types) gets JSON:
-// it decodes by the response's Content-Type.
-bool cacheWritesFormat(const RequestHead& head) {
-  if (const std::string* accept = head.header("accept"); accept != nullptr && !accept->empty()) {
-    bool json = false;
-    std::string_view rest = *accept;
-    while (!rest.empty() && !json) {
-      const size_t comma = rest.find(',');
-      std::string_view item = rest.substr(0, comma);
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-      // Parameters other than a quality would change the answer (as=Table, ...).
-      if (const size_t semi = item.find(';'); semi != std::string_view::npos) {
-        std::string_view param = item.substr(semi + 1);
-        while (!param.empty() && param.front() == ' ') param.remove_prefix(1);
-        if (!param.starts_with("q=") || param.find(';') != std::string_view::npos) continue;
-        item = item.substr(0, semi);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-      }
-      json = item == "application/json" || item == "*/*" || item == "application/*";
-    }
-    if (!json) return false;
-  }
-  if (const std::string* ua = head.header("user-agent");
-      ua != nullptr && (ua->starts_with("curl") || ua->starts_with("Wget") || ua->starts_with("Mozilla/5.0"))) {
-    return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& stream) {
@@ -105,30 +72,36 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
   // all such a request could do upstream. Requests with their own
   // credentials are forwarded until they can be authorized here (issue 7).
   if (cache_ != nullptr && head.header("authorization") == nullptr && info.is_resource_request &&
-      (info.verb == "list" || info.verb == "get" || info.verb == "watch") &&
-      head.method == "GET" && info.subresource.empty() && cacheWritesFormat(head)) {
-    if (auto handler = fromCache(head, info, stream)) return handler;
+      (info.verb == "list" || info.verb == "get" || info.verb == "watch") && head.method == "GET" &&
+      info.subresource.empty()) {
+    if (const auto form = cacheResponseForm(head, info.verb)) {
+      if (auto handler = fromCache(head, info, *form, stream)) return handler;
+    }
   }
   return forward(head, std::move(info), stream);
 }
 
-RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream) {
+RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, ResponseForm form,
+                                         DownstreamStream& stream) {
   const auto cached = cache_->find(info.api_group, info.api_version, info.resource);
   if (!cached) {
     cache_->requestCaching(info.api_group, info.resource);
     return nullptr;
   }
   if (!cached->namespaced && !info.namespace_.empty()) return nullptr;
+  // Metadata only is spliced from typed objects' metadata spans; custom
+  // resources' metadata (sorted keys) would need re-encoding: forwarded.
+  if (form == ResponseForm::kMetadataOnly && cached->reflector->sortedListKeys()) return nullptr;
   const auto q = head.path.find('?');
   const std::string_view query = q == std::string::npos ? "" : std::string_view(head.path).substr(q + 1);
   if (info.verb == "get") {
     if (cached->namespaced == info.namespace_.empty()) return nullptr;
     bool consistent;
     const auto min_rv = cachedGetMinResourceVersion(query, &consistent);
-    auto serve = [this, cached, head, info, &stream](uint64_t rv) -> RequestHandlerPtr {
+    auto serve = [this, cached, head, info, form, &stream](uint64_t rv) -> RequestHandlerPtr {
       auto snapshot = cached->store->current();
       if (snapshot->resource_version < rv) return nullptr;
-      return std::make_unique<CachedGet>(*cached, snapshot, head, info, stream, metrics_);
+      return std::make_unique<CachedGet>(*cached, snapshot, form, head, info, stream, metrics_);
     };
     if (min_rv) return serve(*min_rv);
     return consistent ? consistentRead(cached, std::move(serve), head, info, stream) : nullptr;
@@ -140,12 +113,12 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
     bool consistent;
     auto plan = planWatch(*cached, info, *options, 0, &consistent);
     if (!plan) return nullptr;
-    auto serve = [this, cached, head, info, options = *options, &stream](uint64_t rv) -> RequestHandlerPtr {
+    auto serve = [this, cached, head, info, form, options = *options, &stream](uint64_t rv) -> RequestHandlerPtr {
       bool ignored;
       auto plan = planWatch(*cached, info, options, rv, &ignored);
       if (!plan) return nullptr;
-      return std::make_unique<CachedWatch>(*cached, std::move(*plan), feed(*cached->store), base_, head, info, stream,
-                                           metrics_);
+      return std::make_unique<CachedWatch>(*cached, std::move(*plan), form, feed(*cached->store), base_, head, info,
+                                           stream, metrics_);
     };
     return consistent ? consistentRead(cached, std::move(serve), head, info, stream) : serve(0);
   }
@@ -153,7 +126,7 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
       options->resource_version.empty() && options->resource_version_match.empty() && options->continue_token.empty();
   if (!consistent) {
     auto plan = planList(*cached, info, *options);
-    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), head, info, stream, metrics_) : nullptr;
+    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), form, head, info, stream, metrics_) : nullptr;
   }
   // A consistent read: served as "not older than" kube-apiserver's current
   // resourceVersion, once the cache has reached it.
@@ -161,10 +134,10 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
   at_least.resource_version_match = "NotOlderThan";
   at_least.resource_version = "1";
   if (!planList(*cached, info, at_least)) return nullptr;
-  auto serve = [this, cached, head, info, at_least, &stream](uint64_t rv) mutable -> RequestHandlerPtr {
+  auto serve = [this, cached, head, info, form, at_least, &stream](uint64_t rv) mutable -> RequestHandlerPtr {
     at_least.resource_version = std::to_string(rv);
     auto plan = planList(*cached, info, at_least);
-    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), head, info, stream, metrics_) : nullptr;
+    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), form, head, info, stream, metrics_) : nullptr;
   };
   return consistentRead(cached, std::move(serve), head, info, stream);
 }

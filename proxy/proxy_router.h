@@ -12,6 +12,7 @@
 #include "config/kubeconfig.h"
 #include "proxy/exchange.h"
 #include "proxy/request_info.h"
+#include "proxy/response_form.h"
 #include "proxy/metrics.h"
 #include "proxy/upstream.h"
 #include "proxy/watch_feed.h"
@@ -54,7 +55,8 @@ class ProxyRouter : public Router {
 
  private:
   // A LIST or GET from the cache, or null when the cache cannot answer it exactly.
-  RequestHandlerPtr fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream);
+  RequestHandlerPtr fromCache(const RequestHead& head, const RequestInfo& info, ResponseForm form,
+                              DownstreamStream& stream);
   // A consistent read: `serve` once the cache has reached upstream's current
   // resourceVersion, else forwarded. Null when not worth trying.
   RequestHandlerPtr consistentRead(const std::shared_ptr<const CachedResource>& cached,

@@ -93,3 +93,13 @@ TEST_CASE("an object's metadata.resourceVersion is rewritten in place, nothing e
   CHECK_FALSE(withResourceVersion(R"({"metadata":{"name":"a"}})", 5));
   CHECK_FALSE(withResourceVersion("{", 5));
 }
+
+TEST_CASE("the metadata span of a typed object in list-item form", "[cache]") {
+  using kcp::cache::metadataEnd;
+  const std::string o = R"({"metadata":{"name":"a","annotations":{"x":"}\"{["}},"data":{"k":"}"}})";
+  const size_t end = metadataEnd(o);
+  REQUIRE(end > 0);
+  CHECK(o.substr(1, end - 1) == R"("metadata":{"name":"a","annotations":{"x":"}\"{["}})");
+  CHECK(metadataEnd(R"({"apiVersion":"example.com/v1","metadata":{}})") == 0);
+  CHECK(metadataEnd(R"({"metadata":{"name":"a")") == 0);
+}

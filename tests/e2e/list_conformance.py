@@ -53,12 +53,12 @@ class Upstream:
         url = urllib.parse.urlparse(cluster["server"])
         self.host, self.port = url.hostname, url.port
 
-    def get(self, path, gzip=False):
-        return self.request("GET", path, gzip=gzip)
+    def get(self, path, gzip=False, accept="application/json"):
+        return self.request("GET", path, gzip=gzip, accept=accept)
 
-    def request(self, method, path, body=None, gzip=False):
+    def request(self, method, path, body=None, gzip=False, accept="application/json"):
         c = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=60)
-        r = request(c, path, method, body, gzip)
+        r = request(c, path, method, body, gzip, accept)
         return r if gzip else r[:2]
 
 
@@ -66,15 +66,19 @@ class Proxy:
     def __init__(self, port):
         self.port = port
 
-    def get(self, path, gzip=False):
-        r = request(http.client.HTTPConnection("127.0.0.1", self.port, timeout=60), path, gzip=gzip)
+    def get(self, path, gzip=False, accept="application/json"):
+        r = request(http.client.HTTPConnection("127.0.0.1", self.port, timeout=60), path, gzip=gzip, accept=accept)
         return r if gzip else r[:2]
 
 
-def request(conn, path, method="GET", body=None, gzip=False):
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_OBJECT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
+def request(conn, path, method="GET", body=None, gzip=False, accept="application/json"):
     """(status, body, Content-Encoding); a gzip body is inflated (and must inflate)."""
     # Not curl's user agent: kube-apiserver pretty-prints for curl.
-    headers = {"User-Agent": "kcp-conformance", "Accept": "application/json"}
+    headers = {"User-Agent": "kcp-conformance", "Accept": accept}
     if body is not None:
         headers["Content-Type"] = "application/json"
     if gzip:
@@ -218,6 +222,11 @@ def main():
                 rnd.choice(names[(name, namespace)] + ["no-such-object"])
             q = rnd.choice(["?resourceVersion=0", "", "?resourceVersion=" + cache_rv(name), "?resourceVersion=x",
                             "?resourceVersion=0&pretty=true"])
+            if rnd.random() < 0.2:  # metadata only, as metadata informers ask
+                p = path + q
+                results.append((p + " (metadata only)", compare(p, proxy.get(p, accept=METADATA_OBJECT),
+                                                                upstream.get(p, accept=METADATA_OBJECT), True)))
+                continue
             run(path + q, path + q, True)
             continue
         scope = rnd.choice(["all"] + (namespaces + ["conf-none"] if namespaced else []))
@@ -242,6 +251,11 @@ def main():
         if limit:
             q["limit"] = str(limit)
         full = path + ("?" + urllib.parse.urlencode(q) if q else "")
+        if rnd.random() < 0.1:
+            # Metadata only (as=PartialObjectMetadataList), as metadata informers ask.
+            results.append((full + " (metadata only)", compare(full, proxy.get(full, accept=METADATA_LIST),
+                                                               upstream.get(full, accept=METADATA_LIST), exact)))
+            continue
         if rnd.random() < 0.15:
             # gzip asked for: both compress (over 128 KiB) or neither, and inflate to the same bytes.
             ga, gb = proxy.get(full, gzip=True), upstream.get(full, gzip=True)

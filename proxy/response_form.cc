@@ -1,0 +1,65 @@
+#include "proxy/response_form.h"
+
+#include <string>
+
+namespace kcp::proxy {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+// What one Accept entry asks for, if the cache can write it.
+std::optional<ResponseForm> formOf(std::string_view entry, std::string_view verb) {
+  const size_t semi = entry.find(';');
+  const std::string_view type = trim(entry.substr(0, semi));
+  std::string_view as, group, version;
+  for (std::string_view params = semi == std::string_view::npos ? "" : entry.substr(semi + 1); !params.empty();) {
+    const size_t next = params.find(';');
+    const std::string_view param = trim(params.substr(0, next));
+    params = next == std::string_view::npos ? "" : params.substr(next + 1);
+    const size_t eq = param.find('=');
+    const std::string_view key = param.substr(0, eq), value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
+    if (key == "as") {
+      as = value;
+    } else if (key == "g") {
+      group = value;
+    } else if (key == "v") {
+      version = value;
+    } else if (key != "q") {
+      return std::nullopt;  // a parameter that changes the answer in a way not written here
+    }
+  }
+  if (as.empty()) {
+    if (type == "application/json" || type == "*/*" || type == "application/*") return ResponseForm::kFull;
+    return std::nullopt;
+  }
+  // Metadata only, in the list or object form the verb answers with.
+  const std::string_view wanted = verb == "list" ? "PartialObjectMetadataList" : "PartialObjectMetadata";
+  if (type == "application/json" && as == wanted && group == "meta.k8s.io" && version == "v1") {
+    return ResponseForm::kMetadataOnly;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<ResponseForm> cacheResponseForm(const RequestHead& head, std::string_view verb) {
+  if (const std::string* ua = head.header("user-agent");
+      ua != nullptr && (ua->starts_with("curl") || ua->starts_with("Wget") || ua->starts_with("Mozilla/5.0"))) {
+    return std::nullopt;
+  }
+  const std::string* accept = head.header("accept");
+  if (accept == nullptr || trim(*accept).empty()) return ResponseForm::kFull;
+  for (std::string_view rest = *accept; !rest.empty();) {
+    const size_t comma = rest.find(',');
+    const std::string_view entry = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
+    if (auto form = formOf(entry, verb)) return form;
+  }
+  return std::nullopt;
+}
+
+}  // namespace kcp::proxy
