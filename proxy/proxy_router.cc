@@ -101,6 +101,14 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
     auto serve = [this, cached, head, info, form, &stream](uint64_t rv) -> RequestHandlerPtr {
       auto snapshot = cached->store->current();
       if (snapshot->resource_version < rv) return nullptr;
+      // kube-apiserver writes a metadata-only GET's NotFound pretty-printed:
+      // that one is left to it.
+      if (form == ResponseForm::kMetadataOnly) {
+        std::string key = info.namespace_;
+        if (!key.empty()) key += '/';
+        key += info.name;
+        if (!snapshot->objects.find(key)) return nullptr;
+      }
       return std::make_unique<CachedGet>(*cached, snapshot, form, head, info, stream, metrics_);
     };
     if (min_rv) return serve(*min_rv);
@@ -132,7 +140,7 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
   // resourceVersion, once the cache has reached it.
   ListOptions at_least = *options;
   at_least.resource_version_match = "NotOlderThan";
-  at_least.resource_version = "1";
+  at_least.resource_version = std::string(1, '1');  // (not a literal: GCC 12 warns falsely on that assignment)
   if (!planList(*cached, info, at_least)) return nullptr;
   auto serve = [this, cached, head, info, form, at_least, &stream](uint64_t rv) mutable -> RequestHandlerPtr {
     at_least.resource_version = std::to_string(rv);
