@@ -52,6 +52,13 @@ std::string fieldValue(const rapidjson::Value& doc, const SelectableField& field
 
 }  // namespace
 
+std::string objectKey(std::string_view namespace_, std::string_view name) {
+  std::string key(namespace_);
+  if (!key.empty()) key += '/';
+  key += name;
+  return key;
+}
+
 ObjectPtr parseJsonObject(std::string json, std::string* error, const SelectableFields& fields) {
   const auto fail = [error](std::string message) {
     if (error != nullptr) *error = std::move(message);
@@ -97,7 +104,7 @@ ObjectPtr parseJsonObject(std::string json, std::string* error, const Selectable
     if (value.empty() && !f.fallback.empty()) value = fieldValue(doc, f, f.fallback);
     obj->fields.push_back(std::move(value));
   }
-  obj->key = obj->namespace_.empty() ? obj->name : obj->namespace_ + "/" + obj->name;
+  obj->key = objectKey(obj->namespace_, obj->name);
   obj->json = std::move(json);
   obj->metadata_end = uint32_t(metadataEnd(obj->json));
   return obj;

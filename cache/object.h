@@ -40,6 +40,9 @@ struct Object {
   uint32_t metadata_end = 0;
 };
 
+// The store's key of an object: "namespace/name", or "name" when cluster-scoped.
+std::string objectKey(std::string_view namespace_, std::string_view name);
+
 // Shared and immutable: a snapshot or a response in flight keeps it alive.
 using ObjectPtr = std::shared_ptr<const Object>;
 

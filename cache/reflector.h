@@ -42,7 +42,7 @@ struct ResourceInfo {
   std::string path;  // collection path, e.g. "/api/v1/configmaps" or "/apis/example.com/v1/widgets"
   std::string kind;  // e.g. "ConfigMap"
   std::string api_version;  // e.g. "v1"
-  SelectableFields fields;  // extracted from every object as it arrives
+  SelectableFields fields{};  // extracted from every object as it arrives
 };
 
 class Reflector {

@@ -1,13 +1,11 @@
 #include "proxy/cached_get.h"
 
 #include "cache/json_scan.h"
-#include "encoder/json_list.h"
 #include "encoder/status.h"
+#include "proxy/object_bytes.h"
 
 namespace kcp::proxy {
 namespace {
-
-void releaseObject(const void*, size_t, void* arg) { delete static_cast<cache::ObjectPtr*>(arg); }
 
 }  // namespace
 
@@ -38,26 +36,13 @@ CachedGet::CachedGet(const CachedResource& resource, const cache::SnapshotPtr& s
                      const RequestHead& head, const RequestInfo& info, DownstreamStream& stream,
                      Metrics::Shard& metrics)
     : body_(evbuffer_new()), record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
-  const std::string key = info.namespace_.empty() ? info.name : info.namespace_ + "/" + info.name;
+  const std::string key = cache::objectKey(info.namespace_, info.name);
   ResponseHead response;
   response.headers = {{"cache-control", "no-cache, private"}, {"content-type", "application/json"}};
   if (cache::ObjectPtr obj = snapshot->objects.find(key)) {
     response.status = 200;
-    if (form == ResponseForm::kMetadataOnly && obj->metadata_end > 0) {
-      // {"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{...}}
-      evbuffer_add(body_, encoder::kPartialObjectMetadataPrefix.data(), encoder::kPartialObjectMetadataPrefix.size());
-      evbuffer_add_reference(body_, obj->json.data() + 1, obj->metadata_end - 1, releaseObject,
-                             new cache::ObjectPtr(obj));
-      evbuffer_add(body_, "}", 1);
-    } else if (!resource.reflector->sortedListKeys()) {
-      // Typed objects are stored in list-item form, without kind and apiVersion.
-      const std::string prefix = cache::typeMetaPrefix(resource.kind, resource.group_version);
-      evbuffer_add(body_, prefix.data(), prefix.size());
-      evbuffer_add_reference(body_, obj->json.data() + 1, obj->json.size() - 1, releaseObject,
-                             new cache::ObjectPtr(obj));
-    } else {
-      evbuffer_add_reference(body_, obj->json.data(), obj->json.size(), releaseObject, new cache::ObjectPtr(obj));
-    }
+    addSingleObject(body_, obj, form,
+                    resource.reflector->sortedListKeys() ? "" : cache::typeMetaPrefix(resource.kind, resource.group_version));
     evbuffer_add(body_, "\n", 1);
   } else {
     response.status = 404;

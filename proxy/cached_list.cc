@@ -1,13 +1,12 @@
 #include "proxy/cached_list.h"
 
 #include "encoder/continue_token.h"
+#include "proxy/object_bytes.h"
 
 namespace kcp::proxy {
 namespace {
 
 constexpr size_t kChunk = 64 << 10;
-
-void releaseObject(const void*, size_t, void* arg) { delete static_cast<cache::ObjectPtr*>(arg); }
 
 // The first key after every key that starts with `prefix` ("ns/" -> "ns0").
 std::string prefixEnd(std::string prefix) {
@@ -219,7 +218,7 @@ void CachedList::add(const cache::ObjectPtr& obj) {
     if (gzip_) {
       gzip_->add(metadata);
     } else {
-      evbuffer_add_reference(staged_, metadata.data(), metadata.size(), releaseObject, new cache::ObjectPtr(obj));
+      addObjectBytes(staged_, obj, metadata);
     }
     addBytes("}");
     return;
@@ -227,7 +226,7 @@ void CachedList::add(const cache::ObjectPtr& obj) {
   if (gzip_) {
     gzip_->add(obj->json);
   } else {
-    evbuffer_add_reference(staged_, obj->json.data(), obj->json.size(), releaseObject, new cache::ObjectPtr(obj));
+    addObjectBytes(staged_, obj, obj->json);
   }
 }
 

@@ -5,6 +5,7 @@
 #include "cache/json_scan.h"
 #include "encoder/json_list.h"
 #include "encoder/watch_event.h"
+#include "proxy/object_bytes.h"
 
 namespace kcp::proxy {
 namespace {
@@ -13,8 +14,6 @@ constexpr size_t kChunk = 64 << 10;
 constexpr size_t kBatch = 256;
 constexpr std::chrono::seconds kBookmarkPeriod{60};  // kube-apiserver's bookmark frequency
 constexpr std::chrono::seconds kMinRequestTimeout{1800};  // kube-apiserver's --min-request-timeout
-
-void releaseObject(const void*, size_t, void* arg) { delete static_cast<cache::ObjectPtr*>(arg); }
 
 }  // namespace
 
@@ -93,7 +92,7 @@ CachedWatch::CachedWatch(const CachedResource& resource, WatchPlan plan, Respons
                          Metrics::Shard& metrics)
     : resource_(resource),
       plan_(std::move(plan)),
-      metadata_only_(form == ResponseForm::kMetadataOnly),
+      form_(form),
       feed_(feed),
       stream_(stream),
       position_(plan_.from),
@@ -176,19 +175,7 @@ bool CachedWatch::selected(const cache::ObjectPtr& object) const {
 void CachedWatch::addObject(std::string_view type, const cache::ObjectPtr& object) {
   const std::string head = encoder::jsonWatchEventHead(type);
   evbuffer_add(staged_, head.data(), head.size());
-  if (metadata_only_ && object->metadata_end > 0) {
-    evbuffer_add(staged_, encoder::kPartialObjectMetadataPrefix.data(), encoder::kPartialObjectMetadataPrefix.size());
-    evbuffer_add_reference(staged_, object->json.data() + 1, object->metadata_end - 1, releaseObject,
-                           new cache::ObjectPtr(object));
-    evbuffer_add(staged_, "}", 1);
-  } else if (!type_meta_.empty()) {
-    evbuffer_add(staged_, type_meta_.data(), type_meta_.size());
-    evbuffer_add_reference(staged_, object->json.data() + 1, object->json.size() - 1, releaseObject,
-                           new cache::ObjectPtr(object));
-  } else {
-    evbuffer_add_reference(staged_, object->json.data(), object->json.size(), releaseObject,
-                           new cache::ObjectPtr(object));
-  }
+  addSingleObject(staged_, object, form_, type_meta_);
   evbuffer_add(staged_, encoder::kJsonWatchEventTail.data(), encoder::kJsonWatchEventTail.size());
 }
 
@@ -247,7 +234,7 @@ void CachedWatch::refill() {
 
 void CachedWatch::addBookmark(uint64_t rv, bool initial_events_end) {
   const std::string b =
-      metadata_only_ ? encoder::jsonBookmarkEvent("PartialObjectMetadata", "meta.k8s.io/v1", rv, false, initial_events_end)
+      form_ == ResponseForm::kMetadataOnly ? encoder::jsonBookmarkEvent("PartialObjectMetadata", "meta.k8s.io/v1", rv, false, initial_events_end)
                      : encoder::jsonBookmarkEvent(resource_.kind, resource_.group_version, rv,
                                                   resource_.reflector->sortedListKeys(), initial_events_end);
   evbuffer_add(staged_, b.data(), b.size());

@@ -74,9 +74,9 @@ class CachedWatch : public RequestHandler, public WatchFeed::Watcher {
 
   const CachedResource& resource_;
   WatchPlan plan_;
+  ResponseForm form_;
   WatchFeed& feed_;
   DownstreamStream& stream_;
-  bool metadata_only_;
   std::string type_meta_;  // put back in front of typed objects
   cache::BTree::Cursor initial_;
   bool initial_done_ = false;

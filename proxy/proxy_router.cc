@@ -103,11 +103,8 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
       if (snapshot->resource_version < rv) return nullptr;
       // kube-apiserver writes a metadata-only GET's NotFound pretty-printed:
       // that one is left to it.
-      if (form == ResponseForm::kMetadataOnly) {
-        std::string key = info.namespace_;
-        if (!key.empty()) key += '/';
-        key += info.name;
-        if (!snapshot->objects.find(key)) return nullptr;
+      if (form == ResponseForm::kMetadataOnly && !snapshot->objects.find(cache::objectKey(info.namespace_, info.name))) {
+        return nullptr;
       }
       return std::make_unique<CachedGet>(*cached, snapshot, form, head, info, stream, metrics_);
     };
