@@ -28,6 +28,23 @@ struct Scanner : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> {
     keys[size_t(depth)].assign(s, n);
     return true;
   }
+  // Nesting only; scanners that cut spans out override these.
+  bool StartObject() {
+    push();
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    --depth;
+    return true;
+  }
+  bool StartArray() {
+    push();
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    --depth;
+    return true;
+  }
 };
 
 struct ListScanner : Scanner {
@@ -96,14 +113,6 @@ struct WatchScanner : Scanner {
     }
     return true;
   }
-  bool StartArray() {
-    push();
-    return true;
-  }
-  bool EndArray(rapidjson::SizeType) {
-    --depth;
-    return true;
-  }
   bool String(const char* s, rapidjson::SizeType n, bool) {
     if (depth == 1 && key(1) == "type") event.type.assign(s, n);
     return true;
@@ -115,22 +124,6 @@ struct ResourceVersionScanner : Scanner {
   using Scanner::Scanner;
   size_t start = 0, length = 0;
   bool found = false;
-  bool StartObject() {
-    push();
-    return true;
-  }
-  bool EndObject(rapidjson::SizeType) {
-    --depth;
-    return true;
-  }
-  bool StartArray() {
-    push();
-    return true;
-  }
-  bool EndArray(rapidjson::SizeType) {
-    --depth;
-    return true;
-  }
   bool String(const char*, rapidjson::SizeType n, bool) {
     if (depth == 2 && key(1) == "metadata" && key(2) == "resourceVersion" && !found) {
       // The stream is just past the closing quote; resourceVersions are
