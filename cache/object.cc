@@ -105,8 +105,8 @@ ObjectPtr parseJsonObject(std::string json, std::string* error, const Selectable
     obj->fields.push_back(std::move(value));
   }
   obj->key = objectKey(obj->namespace_, obj->name);
-  obj->json = std::move(json);
-  obj->metadata_end = uint32_t(metadataEnd(obj->json));
+  obj->bytes = std::move(json);
+  obj->metadata_end = uint32_t(metadataEnd(obj->bytes));
   return obj;
 }
 

@@ -23,6 +23,10 @@ struct SelectableField {
 };
 using SelectableFields = std::vector<SelectableField>;
 
+// How a store holds its objects: kube-apiserver's JSON, or its protobuf
+// (built-in types only) for clients that ask for it.
+enum class Encoding { kJson, kProtobuf };
+
 struct Object {
   // "namespace/name", or "name" when cluster-scoped: the store's sort key, in
   // the same byte order as kube-apiserver's etcd keys, so one namespace is one
@@ -34,9 +38,12 @@ struct Object {
   uint64_t resource_version = 0;
   std::vector<std::pair<std::string, std::string>> labels;  // sorted by key
   std::vector<std::string> fields;  // the values of the resource's SelectableFields, in order
-  std::string json;  // the object exactly as kube-apiserver encoded it
-  // json[1, metadata_end) is `"metadata":{...}` (typed objects in list-item
-  // form); 0 when not (custom resources).
+  // The object exactly as kube-apiserver encoded it, in the store's encoding
+  // (JSON, or the protobuf message without its envelope).
+  std::string bytes;
+  // JSON: bytes[1, metadata_end) is `"metadata":{...}` (typed objects in
+  // list-item form); 0 when not (custom resources). Protobuf: bytes[0,
+  // metadata_end) is the ObjectMeta field.
   uint32_t metadata_end = 0;
 };
 

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cache/json_scan.h"
+#include "cache/protobuf.h"
 #include "config/log.h"
 
 namespace kcp::cache {
@@ -10,6 +11,25 @@ namespace {
 
 constexpr std::chrono::milliseconds kInitialBackoff{200};
 constexpr std::chrono::milliseconds kMaxBackoff{30000};
+
+// A LIST page or a watch event, whichever the encoding.
+struct ListPage {
+  std::string resource_version, continue_token;
+  std::vector<std::string_view> items;  // spans into the body
+};
+struct WatchEventView {
+  std::string type;
+  std::string_view object;  // the object (protobuf: the message inside the envelope)
+};
+
+std::optional<uint64_t> jsonBookmarkResourceVersion(std::string_view object) {
+  const auto at = object.find("\"resourceVersion\":\"");
+  if (at == std::string_view::npos) return std::nullopt;
+  const auto start = at + 19, end = object.find('"', start);
+  uint64_t rv = 0;
+  if (end == std::string_view::npos || !parseResourceVersion(object.substr(start, end - start), rv)) return std::nullopt;
+  return rv;
+}
 
 }  // namespace
 
@@ -19,6 +39,7 @@ Reflector::Reflector(ResourceInfo resource, Store& store, ReflectorTransport& tr
 void Reflector::start() { list(""); }
 
 ObjectPtr Reflector::toObject(std::string_view bytes, std::string* error) const {
+  if (protobuf()) return protobuf::parseObject(std::string(bytes), error);
   // Stored in list-item form: typed objects lose the kind/apiVersion prefix
   // that GET and watch bodies carry (custom resources keep theirs).
   std::optional<std::string> item = stripTypeMeta(bytes, resource_.kind, resource_.api_version);
@@ -47,8 +68,27 @@ void Reflector::onListPage(int status, const std::string& body) {
     return;
   }
   std::string error;
-  sorted_list_keys_ = body.starts_with("{\"apiVersion\"");
-  auto page = scanJsonList(body, &error);
+  std::optional<ListPage> page;
+  if (protobuf()) {
+    const auto envelope = protobuf::unwrap(body);
+    if (!envelope && body.starts_with("{")) {
+      // Only built-in types have a protobuf form; this one is JSON only.
+      unsupported_ = true;
+      state_ = State::kBackoff;
+      log::info("no protobuf form; not caching it as protobuf", {{"resource", resource_.path}});
+      return;
+    }
+    if (auto p = envelope ? protobuf::scanList(envelope->raw, &error) : std::nullopt) {
+      page = ListPage{std::string(p->resource_version), std::string(p->continue_token), std::move(p->items)};
+    } else if (!envelope) {
+      error = "not a protobuf envelope";
+    }
+  } else {
+    sorted_list_keys_ = body.starts_with("{\"apiVersion\"");
+    if (auto p = scanJsonList(body, &error)) {
+      page = ListPage{p->resource_version, p->continue_token, std::move(p->items)};
+    }
+  }
   if (!page || !parseResourceVersion(page->resource_version, list_rv_)) {
     retry("LIST body unusable: " + (page ? "no resourceVersion" : error), true);
     return;
@@ -67,18 +107,20 @@ void Reflector::onListPage(int status, const std::string& body) {
   }
   const auto diff = store_.replace(listed_, list_rv_);
   size_t bytes = 0;
-  for (const auto& o : listed_) bytes += o->json.size();
+  for (const auto& o : listed_) bytes += o->bytes.size();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - list_started_).count();
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.2f", seconds);
   // One progress line per resource and (re)list: what it holds and what it took.
   log::info(synced_ ? "relisted" : "synced",
-            {{"resource", resource_.path}, {"objects", std::to_string(listed_.size())},
+            {{"resource", resource_.path}, {"encoding", protobuf() ? "protobuf" : "json"}, {"objects", std::to_string(listed_.size())},
              {"bytes", std::to_string(bytes)}, {"seconds", secs}, {"resourceVersion", std::to_string(list_rv_)},
              {"changes", std::to_string(diff.size())}});
   listed_.clear();
   synced_ = true;
   backoff_ = std::chrono::milliseconds(0);
+  // Protobuf bookmarks are made from one kube-apiserver sent: ask for one now.
+  if (protobuf() && !bookmark_template_.load()) progress_watch_ = true;
   watch();
 }
 
@@ -100,7 +142,16 @@ void Reflector::watch() {
 
 void Reflector::onWatchEvent(std::string_view line) {
   std::string error;
-  const auto event = scanJsonWatchEvent(line, &error);
+  std::optional<WatchEventView> event;
+  if (protobuf()) {
+    // The object is enveloped; the store keeps the message inside.
+    const auto e = protobuf::scanWatchEvent(line, &error);
+    const auto envelope = e ? protobuf::unwrap(e->object) : std::nullopt;
+    if (envelope) event = WatchEventView{std::string(e->type), envelope->raw};
+    if (e && !envelope) error = "watch event object is not a protobuf envelope";
+  } else {
+    if (auto e = scanJsonWatchEvent(line, &error)) event = WatchEventView{std::move(e->type), e->object};
+  }
   if (!event) {
     transport_.cancelWatch();
     retry("unusable watch event: " + error, false);
@@ -109,18 +160,17 @@ void Reflector::onWatchEvent(std::string_view line) {
   if (event->type == "ERROR") {
     // A Status: 410 Gone (resourceVersion compacted) means relist.
     transport_.cancelWatch();
-    const bool gone = event->object.find("\"code\":410") != std::string_view::npos;
+    const bool gone = protobuf() ? protobuf::statusCode(event->object) == 410
+                                 : event->object.find("\"code\":410") != std::string_view::npos;
     retry(gone ? "watch expired (410)" : "watch error: " + std::string(event->object.substr(0, 200)), gone);
     return;
   }
   if (event->type == "BOOKMARK") {
-    // Bookmarks carry only metadata.resourceVersion (no name): parse just that.
-    uint64_t rv = 0;
-    const auto at = event->object.find("\"resourceVersion\":\"");
-    if (at != std::string_view::npos) {
-      const auto start = at + 19, end = event->object.find('"', start);
-      if (end != std::string_view::npos && parseResourceVersion(event->object.substr(start, end - start), rv)) {
-        store_.bookmark(rv);
+    // Bookmarks carry only metadata.resourceVersion (no name): read just that.
+    if (const auto rv = protobuf() ? protobuf::resourceVersion(event->object) : jsonBookmarkResourceVersion(event->object)) {
+      store_.bookmark(*rv);
+      if (protobuf() && !bookmark_template_.load()) {
+        bookmark_template_.store(std::make_shared<const std::string>(event->object));
       }
     }
     if (progress_watch_) {

@@ -29,7 +29,8 @@ class ReflectorTransport {
   // GET `path`; `done(status, body)` with status 0 and the reason in `body`
   // on a transport failure.
   virtual void get(const std::string& path, std::function<void(int status, std::string body)> done) = 0;
-  // GET `path` as a watch: `on_event` per JSON event (one per line); `on_end`
+  // GET `path` as a watch: `on_event` per event (a JSON line, or a protobuf
+  // frame without its length prefix, in the transport's encoding); `on_end`
   // when the stream ends (status 0: transport failure; 200: ended normally).
   virtual void watch(const std::string& path, std::function<void(std::string_view event)> on_event,
                      std::function<void(int status, std::string reason)> on_end) = 0;
@@ -42,7 +43,8 @@ struct ResourceInfo {
   std::string path;  // collection path, e.g. "/api/v1/configmaps" or "/apis/example.com/v1/widgets"
   std::string kind;  // e.g. "ConfigMap"
   std::string api_version;  // e.g. "v1"
-  SelectableFields fields{};  // extracted from every object as it arrives
+  SelectableFields fields{};  // extracted from every object as it arrives (JSON only)
+  Encoding encoding = Encoding::kJson;  // the transport asks for this one
 };
 
 class Reflector {
@@ -66,6 +68,13 @@ class Reflector {
   // ({"apiVersion":...}: custom resources) rather than kind first (typed).
   bool sortedListKeys() const { return sorted_list_keys_; }
   const std::string& lastError() const { return last_error_; }
+  // Protobuf only: upstream answered in JSON (a custom resource), so this
+  // resource has no protobuf form; the reflector has stopped.
+  bool unsupported() const { return unsupported_; }
+  // Protobuf only: the object of a bookmark kube-apiserver sent (an empty
+  // object of the kind with a resourceVersion), from which the cache makes
+  // its own bookmarks; null until one arrived. Readable from any thread.
+  std::shared_ptr<const std::string> bookmarkTemplate() const { return bookmark_template_.load(); }
 
  private:
   void list(const std::string& continue_token);
@@ -75,6 +84,7 @@ class Reflector {
   void onWatchEnd(int status, const std::string& reason);
   void retry(const std::string& why, bool relist);
   ObjectPtr toObject(std::string_view bytes, std::string* error) const;
+  bool protobuf() const { return resource_.encoding == Encoding::kProtobuf; }
 
   ResourceInfo resource_;
   Store& store_;
@@ -91,6 +101,8 @@ class Reflector {
   std::chrono::milliseconds backoff_{0};
   bool progress_watch_ = false;  // the current watch is a short one, for a bookmark
   std::string last_error_;
+  std::atomic<bool> unsupported_{false};
+  std::atomic<std::shared_ptr<const std::string>> bookmark_template_;
 };
 
 }  // namespace kcp::cache

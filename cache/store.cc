@@ -6,7 +6,7 @@
 namespace kcp::cache {
 namespace {
 
-size_t sizeOf(const Event& e) { return e.object->json.size() + 64; }
+size_t sizeOf(const Event& e) { return e.object->bytes.size() + 64; }
 
 }  // namespace
 
@@ -75,15 +75,15 @@ std::vector<EventPtr> Store::replaceLocked(const std::vector<ObjectPtr>& objects
       diff.push_back(std::make_shared<Event>(Event{EventType::kDeleted, a.object(), a.object(), rv}));
       a.next();
     } else {
-      if (a.object()->resource_version != b.object()->resource_version || a.object()->json != b.object()->json) {
+      if (a.object()->resource_version != b.object()->resource_version || a.object()->bytes != b.object()->bytes) {
         diff.push_back(std::make_shared<Event>(Event{EventType::kModified, b.object(), a.object(), rv}));
       }
       a.next();
       b.next();
     }
   }
-  json_bytes_ = 0;
-  for (auto c = tree.lowerBound(); c.valid(); c.next()) json_bytes_ += c.object()->json.size();
+  object_bytes_ = 0;
+  for (auto c = tree.lowerBound(); c.valid(); c.next()) object_bytes_ += c.object()->bytes.size();
   history_.clear();
   history_bytes_ = 0;
   history_start_ = rv;
@@ -115,8 +115,8 @@ bool Store::applyLocked(EventType type, ObjectPtr object, std::string* error, Cl
   if (type == EventType::kModified && !previous) type = EventType::kAdded;
   if (type == EventType::kDeleted && !previous) return fail("DELETED for " + object->key + ", which is not cached");
   BTree next = type == EventType::kDeleted ? tree.erase(object->key) : tree.upsert(object);
-  if (previous) json_bytes_ -= previous->json.size();
-  if (type != EventType::kDeleted) json_bytes_ += object->json.size();
+  if (previous) object_bytes_ -= previous->bytes.size();
+  if (type != EventType::kDeleted) object_bytes_ += object->bytes.size();
   appendHistory(std::make_shared<Event>(Event{type, std::move(object), std::move(previous), rv}), now);
   publish(std::move(next), rv, now);
   trim(now);
@@ -171,7 +171,7 @@ uint64_t Store::oldestResourceVersion() const {
 
 Store::Stats Store::stats() const {
   std::lock_guard lock(mu_);
-  return {current_->objects.size(), snapshots_.size(), history_.size(), history_bytes_, json_bytes_,
+  return {current_->objects.size(), snapshots_.size(), history_.size(), history_bytes_, object_bytes_,
           current_->resource_version, last_update_};
 }
 

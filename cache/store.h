@@ -90,7 +90,7 @@ class Store {
   void unsubscribe(size_t id);
 
   struct Stats {
-    size_t objects, snapshots, history_events, history_bytes, json_bytes;
+    size_t objects, snapshots, history_events, history_bytes, object_bytes;
     uint64_t resource_version;
     Clock::time_point last_update;  // of the last event, bookmark or relist
   };
@@ -111,7 +111,7 @@ class Store {
   Clock::time_point last_update_ = Clock::now();
   std::deque<std::pair<EventPtr, Clock::time_point>> history_;
   size_t history_bytes_ = 0;
-  size_t json_bytes_ = 0;
+  size_t object_bytes_ = 0;
   uint64_t history_start_ = 0;  // events after this resourceVersion are all in history_
   std::mutex listeners_mu_;
   std::map<size_t, std::function<void()>> listeners_;

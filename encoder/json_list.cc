@@ -4,9 +4,9 @@
 
 namespace kcp::encoder {
 
-JsonListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version, const ListMeta& meta,
+ListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version, const ListMeta& meta,
                             bool sorted_keys) {
-  JsonListFrame f;
+  ListFrame f;
   const std::string rv = std::to_string(meta.resource_version);
   std::string cont;  // ,"continue":"C" (typed lists omit it when empty)
   if (!meta.continue_token.empty() || sorted_keys) {

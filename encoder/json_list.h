@@ -10,7 +10,7 @@
 
 namespace kcp::encoder {
 
-struct JsonListFrame {
+struct ListFrame {
   std::string head;  // up to and including "items":[
   std::string tail;  // from ] to the end, newline included
 };
@@ -29,7 +29,7 @@ inline constexpr std::string_view kPartialObjectMetadataPrefix =
 
 // Typed resources: {"kind":"XList","apiVersion":"V","metadata":{"resourceVersion":"R"[,"continue":"C","remainingItemCount":N]},"items":[...]}.
 // Custom resources (sorted keys): {"apiVersion":"G/V","items":[...],"kind":"XList","metadata":{"continue":"C"[,"remainingItemCount":N],"resourceVersion":"R"}}.
-JsonListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version, const ListMeta& meta,
+ListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version, const ListMeta& meta,
                             bool sorted_keys);
 
 }  // namespace kcp::encoder

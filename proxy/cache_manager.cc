@@ -9,13 +9,20 @@
 #include "config/log.h"
 
 namespace kcp::proxy {
+namespace {
+
+// etcd refuses values over 1.5 MiB by default; kube-apiserver's own limit on a request is 3 MiB.
+constexpr size_t kMaxWatchFrame = 64 << 20;
+
+}  // namespace
 
 // ReflectorTransport over the upstream pool. Completion callbacks run on a
 // later loop turn, so a reflector may start its next request from them.
 class CacheManager::Transport : public cache::ReflectorTransport {
  public:
-  Transport(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials)
-      : base_(base), pool_(pool), credentials_(credentials) {}
+  Transport(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials,
+            cache::Encoding encoding = cache::Encoding::kJson)
+      : base_(base), pool_(pool), credentials_(credentials), encoding_(encoding) {}
   ~Transport() override {
     exchanges_.clear();
     timers_.clear();
@@ -55,11 +62,13 @@ class CacheManager::Transport : public cache::ReflectorTransport {
   }
 
  private:
-  // One request: a whole body (get) or a stream of lines (watch).
+  // One request: a whole body (get) or a stream of events (watch): JSON
+  // lines, or protobuf frames after a 4-byte big-endian length.
   class Exchange : public UpstreamStreamHandler {
    public:
     Exchange(Transport& t, std::function<void(std::string_view)> on_line, std::function<void(int, std::string)> on_end)
-        : t_(t), on_line_(std::move(on_line)), on_end_(std::move(on_end)) {}
+        : t_(t), on_line_(std::move(on_line)), on_end_(std::move(on_end)),
+          length_prefixed_(t.encoding_ == cache::Encoding::kProtobuf) {}
     ~Exchange() override {
       if (stream_ != nullptr) stream_->cancel();
     }
@@ -75,11 +84,29 @@ class CacheManager::Transport : public cache::ReflectorTransport {
       body_.append(reinterpret_cast<const char*>(data), len);
       stream_->consume(len);
       if (on_line_ && status_ == 200) {
-        size_t start = 0, nl;
-        while (!cancelled_ && (nl = body_.find('\n', start)) != std::string::npos) {
-          const std::string_view line(body_.data() + start, nl - start);
-          start = nl + 1;
-          if (!line.empty()) on_line_(line);  // may cancel this exchange
+        size_t start = 0;
+        while (!cancelled_) {
+          std::string_view event;
+          if (length_prefixed_) {
+            if (body_.size() - start < 4) break;
+            const auto* p = reinterpret_cast<const uint8_t*>(body_.data() + start);
+            const size_t n = size_t(p[0]) << 24 | size_t(p[1]) << 16 | size_t(p[2]) << 8 | p[3];
+            if (n > kMaxWatchFrame) {  // not a frame kube-apiserver would write: end the watch
+              stream_->cancel();
+              stream_ = nullptr;
+              done(0, "protobuf watch frame of " + std::to_string(n) + " bytes");
+              return;
+            }
+            if (body_.size() - start - 4 < n) break;
+            event = std::string_view(body_.data() + start + 4, n);
+            start += 4 + n;
+          } else {
+            const size_t nl = body_.find('\n', start);
+            if (nl == std::string::npos) break;
+            event = std::string_view(body_.data() + start, nl - start);
+            start = nl + 1;
+          }
+          if (!event.empty()) on_line_(event);  // may cancel this exchange
         }
         if (!cancelled_) body_.erase(0, start);
       }
@@ -111,6 +138,7 @@ class CacheManager::Transport : public cache::ReflectorTransport {
     int status_ = 0;
     std::string body_;
     bool cancelled_ = false;
+    bool length_prefixed_;
   };
 
   void start(std::unique_ptr<Exchange> ex, const std::string& path) {
@@ -118,7 +146,12 @@ class CacheManager::Transport : public cache::ReflectorTransport {
     head.method = "GET";
     head.path = path;
     head.end_stream = true;
-    head.headers = {{"accept", "application/json"}, {"user-agent", "kube-cache-proxy/reflector"}};
+    // Protobuf with JSON as the fallback: custom resources answer in JSON,
+    // which tells the reflector they have no protobuf form.
+    head.headers = {{"accept", encoding_ == cache::Encoding::kProtobuf
+                                   ? "application/vnd.kubernetes.protobuf, application/json"
+                                   : "application/json"},
+                    {"user-agent", "kube-cache-proxy/reflector"}};
     if (const std::string token = credentials_.bearerToken(); !token.empty()) {
       head.headers.push_back({"authorization", "Bearer " + token});
     }
@@ -146,6 +179,7 @@ class CacheManager::Transport : public cache::ReflectorTransport {
   event_base* base_;
   UpstreamPool& pool_;
   ProxyCredentials& credentials_;
+  cache::Encoding encoding_;
   std::list<std::unique_ptr<Exchange>> exchanges_;
   Exchange* watch_ = nullptr;
   struct Timer {
@@ -167,6 +201,7 @@ class CacheManager::Transport : public cache::ReflectorTransport {
 
 struct CacheManager::Cached {
   std::string name;  // as configured
+  cache::Encoding encoding = cache::Encoding::kJson;
   cache::ResourceInfo info;
   std::unique_ptr<cache::Store> store;
   std::unique_ptr<Transport> transport;
@@ -191,28 +226,31 @@ void CacheManager::start() {
     if (name == "*") {
       walkDiscovery(true);
     } else {
-      add(name, true);
+      add(name, true, cache::Encoding::kJson);
     }
   }
 }
 
-void CacheManager::add(const std::string& name, bool required) {
+void CacheManager::add(const std::string& name, bool required, cache::Encoding encoding) {
   for (const auto& c : cached_) {
-    if (c->name == name) return;
+    if (c->name == name && c->encoding == encoding) return;
   }
   auto owned = std::make_unique<Cached>();
   owned->name = name;
+  owned->encoding = encoding;
   owned->required = required;
   owned->store = std::make_unique<cache::Store>(limits_);
   cached_.push_back(std::move(owned));
   const auto& c = cached_.back();
   Cached* cp = c.get();
-  const std::string labels = "resource=\"" + cp->name + "\"";
+  const bool protobuf = encoding == cache::Encoding::kProtobuf;
+  const std::string labels =
+      "resource=\"" + cp->name + "\",encoding=\"" + (protobuf ? "protobuf" : "json") + "\"";
   metrics_.addGauge("kube_cache_proxy_cache_objects", labels, "Objects held in the cache.",
                     [cp] { return double(cp->store->stats().objects); });
-  metrics_.addGauge("kube_cache_proxy_cache_bytes", labels + ",encoding=\"json\"",
+  metrics_.addGauge("kube_cache_proxy_cache_bytes", labels,
                     "Bytes of object encodings held in the cache.",
-                    [cp] { return double(cp->store->stats().json_bytes); });
+                    [cp] { return double(cp->store->stats().object_bytes); });
   metrics_.addGauge("kube_cache_proxy_cache_resource_version", labels,
                     "The resourceVersion the cache is at.",
                     [cp] { return double(cp->store->stats().resource_version); });
@@ -264,21 +302,22 @@ void CacheManager::add(const std::string& name, bool required) {
   discover(cached_.size() - 1);
 }
 
-void CacheManager::requestCaching(std::string_view group, std::string_view resource) {
-  if (!lazy_) return;
+void CacheManager::requestCaching(std::string_view group, std::string_view resource, cache::Encoding encoding) {
+  // Protobuf forms are always cached on request: most clients never ask.
+  if (!lazy_ && encoding == cache::Encoding::kJson) return;
   std::string name(resource);
   if (!group.empty()) name += "." + std::string(group);
   {
     std::lock_guard lock(requested_mu_);
-    if (!requested_names_.insert(name).second) return;
-    requested_.push_back(std::move(name));
+    if (!requested_names_.insert({name, encoding}).second) return;
+    requested_.push_back({std::move(name), encoding});
   }
   event_active(requested_ev_, EV_READ, 0);  // thread-safe: the admin loop adds it
 }
 
 void CacheManager::onRequested(evutil_socket_t, short, void* self) {
   auto* m = static_cast<CacheManager*>(self);
-  std::vector<std::string> names;
+  std::vector<std::pair<std::string, cache::Encoding>> names;
   std::set<cache::Reflector*> progress;
   {
     std::lock_guard lock(m->requested_mu_);
@@ -286,9 +325,10 @@ void CacheManager::onRequested(evutil_socket_t, short, void* self) {
     progress.swap(m->progress_wanted_);
   }
   for (cache::Reflector* r : progress) r->requestProgress();
-  for (const auto& n : names) {
-    log::info("caching on first request", {{"resource", n}});
-    m->add(n, false);
+  for (const auto& [name, encoding] : names) {
+    log::info("caching on first request",
+              {{"resource", name}, {"encoding", encoding == cache::Encoding::kProtobuf ? "protobuf" : "json"}});
+    m->add(name, false, encoding);
   }
 }
 
@@ -304,7 +344,7 @@ void CacheManager::walkDiscovery(bool required) {
       if (!r.IsObject() || !r.HasMember("name") || !r["name"].IsString() || !listable(r)) continue;
       const std::string name = r["name"].GetString();
       if (name.find('/') != std::string::npos) continue;  // a subresource
-      add(group.empty() ? name : name + "." + group, required);
+      add(group.empty() ? name : name + "." + group, required, cache::Encoding::kJson);
     }
   };
   discovery_->get("/api/v1", [add_listable](int status, std::string body) {
@@ -384,13 +424,17 @@ void CacheManager::discover(size_t index) {
         const std::string group = slash == std::string::npos ? "" : group_version.substr(0, slash);
         const bool namespaced = r.HasMember("namespaced") && r["namespaced"].IsBool() && r["namespaced"].GetBool();
         cache::ResourceFields fields = cache::selectableFields(group, resource, namespaced);
+        // Field selectors are read from JSON only: a protobuf cache selects on metadata.
+        if (c.encoding == cache::Encoding::kProtobuf) fields.fields.clear();
         c.info = {(path + "/" + resource), r.HasMember("kind") && r["kind"].IsString() ? r["kind"].GetString() : "",
-                  group_version, fields.fields};
+                  group_version, fields.fields, c.encoding};
         c.discovery_error.clear();
-        c.transport = std::make_unique<Transport>(base_, pool_, credentials_);
+        c.transport = std::make_unique<Transport>(base_, pool_, credentials_, c.encoding);
         c.reflector = std::make_unique<cache::Reflector>(c.info, *c.store, *c.transport);
-        log::info("caching", {{"resource", c.name}, {"path", c.info.path}, {"kind", c.info.kind}});
+        log::info("caching", {{"resource", c.name}, {"path", c.info.path}, {"kind", c.info.kind},
+                              {"encoding", c.encoding == cache::Encoding::kProtobuf ? "protobuf" : "json"}});
         auto served = std::make_shared<CachedResource>();
+        served->encoding = c.encoding;
         served->group = group;
         served->version = slash == std::string::npos ? group_version : group_version.substr(slash + 1);
         served->resource = resource;
@@ -441,10 +485,13 @@ void CacheManager::discover(size_t index) {
 }
 
 std::shared_ptr<const CachedResource> CacheManager::find(std::string_view group, std::string_view version,
-                                                        std::string_view resource) const {
+                                                        std::string_view resource, cache::Encoding encoding) const {
   std::lock_guard lock(registry_mu_);
   for (const auto& r : registry_) {
-    if (r->group == group && r->version == version && r->resource == resource && r->reflector->synced()) return r;
+    if (r->group == group && r->version == version && r->resource == resource && r->encoding == encoding &&
+        (r->reflector->synced() || r->reflector->unsupported())) {
+      return r;
+    }
   }
   return nullptr;
 }
@@ -467,14 +514,14 @@ std::string CacheManager::notSyncedReason() const {
 
 std::string CacheManager::debugList(const std::string& resource) const {
   for (const auto& c : cached_) {
-    if (c->name != resource) continue;
+    if (c->name != resource || c->encoding != cache::Encoding::kJson) continue;
     const auto snap = c->store->current();
     std::string out = R"({"resourceVersion":")" + std::to_string(snap->resource_version) + R"(","items":[)";
     bool first = true;
     for (auto cur = snap->objects.lowerBound(); cur.valid(); cur.next()) {
       if (!first) out += ',';
       first = false;
-      out += cur.object()->json;
+      out += cur.object()->bytes;
     }
     return out + "]}\n";
   }

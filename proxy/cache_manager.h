@@ -32,6 +32,7 @@ namespace kcp::proxy {
 // outlive every request (the manager is destroyed after the workers).
 struct CachedResource {
   std::string group, version, resource;
+  cache::Encoding encoding = cache::Encoding::kJson;  // of the store's objects
   std::string kind, list_kind, group_version;
   bool namespaced = true;
   std::string path;  // the collection across namespaces, e.g. /api/v1/configmaps
@@ -66,14 +67,17 @@ class CacheManager {
   void start();
   // True once every configured resource has completed its first LIST.
   bool synced() const;
-  // Thread-safe: a request found `resource` uncached; with lazy caching on,
-  // the admin loop starts caching it (the request itself is forwarded).
-  void requestCaching(std::string_view group, std::string_view resource);
+  // Thread-safe: a request found `resource` uncached in `encoding`; with lazy
+  // caching on (always, for protobuf), the admin loop starts caching it (the
+  // request itself is forwarded).
+  void requestCaching(std::string_view group, std::string_view resource, cache::Encoding encoding);
   std::string notSyncedReason() const;
 
-  // Thread-safe: the synced cached resource for group/version/resource, or null.
+  // Thread-safe: the synced cached resource for group/version/resource in
+  // `encoding`, or null. A protobuf one is also returned once it is known to
+  // have no protobuf form (its reflector's unsupported()).
   std::shared_ptr<const CachedResource> find(std::string_view group, std::string_view version,
-                                             std::string_view resource) const;
+                                             std::string_view resource, cache::Encoding encoding) const;
 
   // The cache's contents for one resource (name as configured) as a JSON
   // LIST body at the cache's resourceVersion: for tests and debugging.
@@ -82,7 +86,7 @@ class CacheManager {
  private:
   class Transport;
   struct Cached;
-  void add(const std::string& name, bool required);
+  void add(const std::string& name, bool required, cache::Encoding encoding);
   void discover(size_t index);
   void walkDiscovery(bool required);
   static bool listable(const rapidjson::Value& discovery_resource);
@@ -101,8 +105,8 @@ class CacheManager {
   std::vector<std::shared_ptr<const CachedResource>> registry_;  // discovered resources, for workers
   event* requested_ev_;
   std::mutex requested_mu_;
-  std::vector<std::string> requested_;          // to add, on the admin loop
-  std::set<std::string> requested_names_;       // ever requested
+  std::vector<std::pair<std::string, cache::Encoding>> requested_;  // to add, on the admin loop
+  std::set<std::pair<std::string, cache::Encoding>> requested_names_;  // ever requested
   std::set<cache::Reflector*> progress_wanted_;  // to ask for a bookmark, on the admin loop
 };
 

@@ -1,13 +1,11 @@
 #include "proxy/cached_get.h"
 
 #include "cache/json_scan.h"
+#include "cache/protobuf.h"
 #include "encoder/status.h"
 #include "proxy/object_bytes.h"
 
 namespace kcp::proxy {
-namespace {
-
-}  // namespace
 
 std::optional<uint64_t> cachedGetMinResourceVersion(std::string_view query, bool* consistent) {
   std::string rv_text;
@@ -38,12 +36,18 @@ CachedGet::CachedGet(const CachedResource& resource, const cache::SnapshotPtr& s
     : body_(evbuffer_new()), record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
   const std::string key = cache::objectKey(info.namespace_, info.name);
   ResponseHead response;
-  response.headers = {{"cache-control", "no-cache, private"}, {"content-type", "application/json"}};
+  const bool protobuf = form.encoding == cache::Encoding::kProtobuf;
+  response.headers = {{"cache-control", "no-cache, private"},
+                      {"content-type", protobuf ? std::string(cache::protobuf::kContentType) : "application/json"}};
   if (cache::ObjectPtr obj = snapshot->objects.find(key)) {
     response.status = 200;
-    addSingleObject(body_, obj, form,
-                    resource.reflector->sortedListKeys() ? "" : cache::typeMetaPrefix(resource.kind, resource.group_version));
-    evbuffer_add(body_, "\n", 1);
+    if (protobuf) {
+      addProtobufObject(body_, obj, form.metadata_only, resource.group_version, resource.kind);
+    } else {
+      addSingleObject(body_, obj, form,
+                      resource.reflector->sortedListKeys() ? "" : cache::typeMetaPrefix(resource.kind, resource.group_version));
+      evbuffer_add(body_, "\n", 1);
+    }
   } else {
     response.status = 404;
     const std::string qualified = resource.group.empty() ? resource.resource : resource.resource + "." + resource.group;

@@ -1,6 +1,8 @@
 #include "proxy/cached_list.h"
 
+#include "cache/protobuf.h"
 #include "encoder/continue_token.h"
+#include "encoder/protobuf_frames.h"
 #include "proxy/object_bytes.h"
 
 namespace kcp::proxy {
@@ -137,7 +139,8 @@ class CachedList::Sink : public encoder::GzipSink {
 CachedList::CachedList(const CachedResource& resource, ListPlan plan, ResponseForm form, const RequestHead& head,
                        const RequestInfo& info, DownstreamStream& stream, Metrics::Shard& metrics)
     : plan_(std::move(plan)),
-      metadata_only_(form == ResponseForm::kMetadataOnly),
+      metadata_only_(form.metadata_only),
+      protobuf_(form.encoding == cache::Encoding::kProtobuf),
       staged_(evbuffer_new()),
       record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
   encoder::ListMeta meta{plan_.resource_version};
@@ -147,22 +150,33 @@ CachedList::CachedList(const CachedResource& resource, ListPlan plan, ResponseFo
   } else {
     cursor_ = plan_.snapshot->objects.lowerBound(plan_.start.empty() ? plan_.prefix : plan_.start);
   }
-  frame_ = metadata_only_ ? encoder::jsonListFrame("PartialObjectMetadataList", "meta.k8s.io/v1", meta, false)
-                         : encoder::jsonListFrame(resource.list_kind, resource.group_version, meta,
-                                                  resource.reflector->sortedListKeys());
-  if (metadata_only_ && !anySelected()) {
-    // kube-apiserver's conversion to PartialObjectMetadataList leaves no items as null.
-    frame_.head.back() = 'n';
-    frame_.head += "ull";
-    frame_.tail.erase(0, 1);
+  const std::string_view list_kind = metadata_only_ ? "PartialObjectMetadataList" : resource.list_kind;
+  const std::string_view api_version = metadata_only_ ? "meta.k8s.io/v1" : resource.group_version;
+  size_t identity_size;
+  if (protobuf_) {
+    // Protobuf sizes the items up front (the envelope's length comes first).
+    const size_t items = itemsSize(SIZE_MAX);
+    frame_ = encoder::protobufListFrame(list_kind, api_version, meta, items);
+    identity_size = frame_.head.size() + items + frame_.tail.size();
+  } else {
+    frame_ = encoder::jsonListFrame(list_kind, api_version, meta,
+                                    !metadata_only_ && resource.reflector->sortedListKeys());
+    if (metadata_only_ && !anySelected()) {
+      // kube-apiserver's conversion to PartialObjectMetadataList leaves no items as null.
+      frame_.head.back() = 'n';
+      frame_.head += "ull";
+      frame_.tail.erase(0, 1);
+    }
+    identity_size = frame_.head.size() + frame_.tail.size() + itemsSize(encoder::kGzipThresholdBytes);
   }
   ResponseHead response;
   response.status = 200;
-  response.headers = {{"cache-control", "no-cache, private"}, {"content-type", "application/json"}};
+  response.headers = {{"cache-control", "no-cache, private"},
+                      {"content-type", protobuf_ ? std::string(cache::protobuf::kContentType) : "application/json"}};
   // As kube-apiserver: gzip when asked for and the body is over 128 KiB.
   const std::string* accept_encoding = head.header("accept-encoding");
   if (accept_encoding != nullptr && encoder::acceptsGzip(*accept_encoding) &&
-      identitySize() > encoder::kGzipThresholdBytes) {
+      identity_size > encoder::kGzipThresholdBytes) {
     response.headers.push_back({"content-encoding", "gzip"});
     response.headers.push_back({"vary", "Accept-Encoding"});
     sink_ = std::make_unique<Sink>(staged_);
@@ -180,11 +194,16 @@ bool CachedList::anySelected() const {
   return false;
 }
 
-size_t CachedList::identitySize() const {
-  size_t n = frame_.head.size() + frame_.tail.size(), items = 0;
+size_t CachedList::itemSize(const cache::Object& o) const {
+  if (protobuf_) return encoder::protobufItemSize(protobufObjectBytes(o, metadata_only_).size());
+  return metadata_only_ && o.metadata_end > 0 ? encoder::kPartialObjectMetadataPrefix.size() + o.metadata_end
+                                              : o.bytes.size();
+}
+
+size_t CachedList::itemsSize(size_t enough) const {
+  size_t n = 0, items = 0;
   const auto count = [&](const cache::Object& o) {
-    n += metadata_only_ && o.metadata_end > 0 ? encoder::kPartialObjectMetadataPrefix.size() + o.metadata_end
-                                              : o.json.size();
+    n += itemSize(o);
     ++items;
   };
   if (paged_) {
@@ -192,10 +211,10 @@ size_t CachedList::identitySize() const {
   } else {
     for (auto c = cursor_; c.valid() && std::string_view(c.object()->key).starts_with(plan_.prefix); c.next()) {
       if (plan_.filter.empty() || plan_.filter.matches(*c.object())) count(*c.object());
-      if (n > encoder::kGzipThresholdBytes) break;  // enough to decide
+      if (n > enough) break;
     }
   }
-  return n + (items > 0 ? items - 1 : 0);  // the commas
+  return n + (!protobuf_ && items > 0 ? items - 1 : 0);  // JSON's commas
 }
 
 CachedList::~CachedList() { evbuffer_free(staged_); }
@@ -209,36 +228,47 @@ void CachedList::addBytes(std::string_view bytes) {
 }
 
 void CachedList::add(const cache::ObjectPtr& obj) {
+  if (protobuf_) {
+    const std::string_view bytes = protobufObjectBytes(*obj, metadata_only_);
+    addBytes(encoder::protobufItemPrefix(bytes.size()));
+    addObject(obj, bytes);
+    return;
+  }
   if (!first_item_) addBytes(",");
   first_item_ = false;
   if (metadata_only_ && obj->metadata_end > 0) {
     // {"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{...}}
     addBytes(encoder::kPartialObjectMetadataPrefix);
-    const std::string_view metadata = std::string_view(obj->json).substr(1, obj->metadata_end - 1);
-    if (gzip_) {
-      gzip_->add(metadata);
-    } else {
-      addObjectBytes(staged_, obj, metadata);
-    }
+    addObject(obj, std::string_view(obj->bytes).substr(1, obj->metadata_end - 1));
     addBytes("}");
     return;
   }
+  addObject(obj, obj->bytes);
+}
+
+void CachedList::addObject(const cache::ObjectPtr& obj, std::string_view bytes) {
   if (gzip_) {
-    gzip_->add(obj->json);
+    gzip_->add(bytes);
   } else {
-    addObjectBytes(staged_, obj, obj->json);
+    addObjectBytes(staged_, obj, bytes);
   }
 }
 
 void CachedList::addLeaf(const cache::BTree::Node* leaf) {
-  // The leaf's objects as ",o1,o2,...": compressed by the first LIST that
-  // needs it, then kept with the immutable leaf for every later one.
+  // The leaf's objects as ",o1,o2,..." (protobuf: each after its item
+  // prefix): compressed by the first LIST that needs it, then kept with the
+  // immutable leaf for every later one. A store holds one encoding, so a
+  // leaf's fragment has one form.
   auto fragment = std::static_pointer_cast<const encoder::DeflateFragment>(leaf->derived.load());
   if (!fragment) {
     std::string joined;
     for (const auto& o : leaf->objects) {
-      joined += ',';
-      joined += o->json;
+      if (protobuf_) {
+        joined += encoder::protobufItemPrefix(o->bytes.size());
+      } else {
+        joined += ',';
+      }
+      joined += o->bytes;
     }
     fragment = encoder::deflateFragment(joined);
     leaf->derived.store(fragment);  // a racing LIST may store an equal one: either will do

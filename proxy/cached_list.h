@@ -1,6 +1,6 @@
 // A LIST answered from the cache: the selected objects of one snapshot
 // spliced between the list head and tail exactly as kube-apiserver frames
-// them, streamed as the connection drains. Item bytes are referenced, not
+// them (JSON or protobuf, whole objects or metadata only), streamed as the connection drains. Item bytes are referenced, not
 // copied: each evbuffer chunk holds a reference to its object until the bytes
 // are written.
 #pragma once
@@ -71,19 +71,23 @@ class CachedList : public RequestHandler {
  private:
   class Sink;
   void add(const cache::ObjectPtr& object);
+  void addObject(const cache::ObjectPtr& object, std::string_view bytes);
   void addLeaf(const cache::BTree::Node* leaf);
   void addBytes(std::string_view bytes);
   void refill();
-  size_t identitySize() const;
+  size_t itemSize(const cache::Object& object) const;
+  // The selected items' encoded size, or some size over `enough` once past it.
+  size_t itemsSize(size_t enough) const;
   bool anySelected() const;
 
   ListPlan plan_;
   bool metadata_only_;
+  bool protobuf_;
   cache::BTree::Cursor cursor_;  // the next object to look at (unpaged lists)
   std::vector<cache::ObjectPtr> page_;  // the selected objects (paged lists)
   size_t page_next_ = 0;
   bool paged_ = false;
-  encoder::JsonListFrame frame_;
+  encoder::ListFrame frame_;
   evbuffer* staged_;  // the next bytes to write, at most a chunk or so
   bool first_item_ = true;
   bool done_ = false;

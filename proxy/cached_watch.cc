@@ -3,7 +3,9 @@
 #include <random>
 
 #include "cache/json_scan.h"
+#include "cache/protobuf.h"
 #include "encoder/json_list.h"
+#include "encoder/protobuf_frames.h"
 #include "encoder/watch_event.h"
 #include "proxy/object_bytes.h"
 
@@ -93,6 +95,7 @@ CachedWatch::CachedWatch(const CachedResource& resource, WatchPlan plan, Respons
     : resource_(resource),
       plan_(std::move(plan)),
       form_(form),
+      protobuf_(form.encoding == cache::Encoding::kProtobuf),
       feed_(feed),
       stream_(stream),
       position_(plan_.from),
@@ -100,7 +103,11 @@ CachedWatch::CachedWatch(const CachedResource& resource, WatchPlan plan, Respons
       deadline_(evtimer_new(base, onDeadline, this)),
       bookmark_timer_(evtimer_new(base, onBookmarkDue, this)),
       record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
-  if (!resource_.reflector->sortedListKeys()) type_meta_ = cache::typeMetaPrefix(resource_.kind, resource_.group_version);
+  if (protobuf_) {
+    bookmark_template_ = resource_.reflector->bookmarkTemplate();
+  } else if (!resource_.reflector->sortedListKeys()) {
+    type_meta_ = cache::typeMetaPrefix(resource_.kind, resource_.group_version);
+  }
   if (plan_.initial) {
     initial_ = plan_.initial->objects.lowerBound(plan_.prefix);
   } else {
@@ -108,7 +115,8 @@ CachedWatch::CachedWatch(const CachedResource& resource, WatchPlan plan, Respons
   }
   ResponseHead response;
   response.status = 200;
-  response.headers = {{"cache-control", "no-cache, private"}, {"content-type", "application/json"}};
+  response.headers = {{"cache-control", "no-cache, private"},
+                      {"content-type", protobuf_ ? std::string(cache::protobuf::kWatchContentType) : "application/json"}};
   record_.setStatus(200);
   if (plan_.expired != 0) {
     // As kube-apiserver's watch cache: the watch starts, and its only event is the 410.
@@ -173,6 +181,16 @@ bool CachedWatch::selected(const cache::ObjectPtr& object) const {
 }
 
 void CachedWatch::addObject(std::string_view type, const cache::ObjectPtr& object) {
+  if (protobuf_) {
+    const std::string_view bytes = protobufObjectBytes(*object, form_.metadata_only);
+    const std::string head = form_.metadata_only
+                                 ? encoder::protobufWatchEventHead(type, "meta.k8s.io/v1", "PartialObjectMetadata", bytes.size())
+                                 : encoder::protobufWatchEventHead(type, resource_.group_version, resource_.kind, bytes.size());
+    evbuffer_add(staged_, head.data(), head.size());
+    addObjectBytes(staged_, object, bytes);
+    evbuffer_add(staged_, cache::protobuf::kEnvelopeTail.data(), cache::protobuf::kEnvelopeTail.size());
+    return;
+  }
   const std::string head = encoder::jsonWatchEventHead(type);
   evbuffer_add(staged_, head.data(), head.size());
   addSingleObject(staged_, object, form_, type_meta_);
@@ -190,10 +208,14 @@ void CachedWatch::addEvent(const cache::Event& e) {
     addObject("DELETED", e.object);  // already the last state at the deletion's resourceVersion
   } else if (was_selected) {
     // Left the selection: its previous state, at this event's resourceVersion.
-    if (auto moved = cache::withResourceVersion(e.previous->json, e.resource_version)) {
+    if (protobuf_) {
+      if (auto moved = cache::protobuf::withResourceVersion(e.previous->bytes, e.resource_version)) {
+        if (auto gone = cache::protobuf::parseObject(std::move(*moved), nullptr)) addObject("DELETED", gone);
+      }
+    } else if (auto moved = cache::withResourceVersion(e.previous->bytes, e.resource_version)) {
       auto gone = std::make_shared<cache::Object>(*e.previous);
-      gone->json = std::move(*moved);
-      gone->metadata_end = uint32_t(cache::metadataEnd(gone->json));
+      gone->bytes = std::move(*moved);
+      gone->metadata_end = uint32_t(cache::metadataEnd(gone->bytes));
       addObject("DELETED", gone);
     }
   }
@@ -233,12 +255,28 @@ void CachedWatch::refill() {
 }
 
 void CachedWatch::addBookmark(uint64_t rv, bool initial_events_end) {
+  last_bookmark_ = rv;
+  if (protobuf_) {
+    // kube-apiserver's bookmark: an empty object of the kind (or an empty
+    // PartialObjectMetadata) with the resourceVersion, and the annotation.
+    std::string_view empty = *bookmark_template_;
+    if (form_.metadata_only) empty = cache::protobuf::metadataField(empty);
+    auto annotation = initial_events_end ? std::optional(std::pair<std::string_view, std::string_view>(
+                                               "k8s.io/initial-events-end", "true"))
+                                         : std::nullopt;
+    auto object = cache::protobuf::withResourceVersion(empty, rv, annotation);
+    if (!object) return;
+    auto bookmark = std::make_shared<cache::Object>();
+    bookmark->bytes = std::move(*object);
+    bookmark->metadata_end = uint32_t(bookmark->bytes.size());  // field 1 only, in the metadata-only form
+    addObject("BOOKMARK", bookmark);
+    return;
+  }
   const std::string b =
-      form_ == ResponseForm::kMetadataOnly ? encoder::jsonBookmarkEvent("PartialObjectMetadata", "meta.k8s.io/v1", rv, false, initial_events_end)
+      form_.metadata_only ? encoder::jsonBookmarkEvent("PartialObjectMetadata", "meta.k8s.io/v1", rv, false, initial_events_end)
                      : encoder::jsonBookmarkEvent(resource_.kind, resource_.group_version, rv,
                                                   resource_.reflector->sortedListKeys(), initial_events_end);
   evbuffer_add(staged_, b.data(), b.size());
-  last_bookmark_ = rv;
 }
 
 size_t CachedWatch::responseBodyReady(bool* eof) {

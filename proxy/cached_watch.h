@@ -75,9 +75,11 @@ class CachedWatch : public RequestHandler, public WatchFeed::Watcher {
   const CachedResource& resource_;
   WatchPlan plan_;
   ResponseForm form_;
+  bool protobuf_;
   WatchFeed& feed_;
   DownstreamStream& stream_;
-  std::string type_meta_;  // put back in front of typed objects
+  std::string type_meta_;  // JSON: put back in front of typed objects
+  std::shared_ptr<const std::string> bookmark_template_;  // protobuf: see Reflector::bookmarkTemplate
   cache::BTree::Cursor initial_;
   bool initial_done_ = false;
   uint64_t position_;          // every event up to here has been staged

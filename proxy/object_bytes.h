@@ -18,6 +18,17 @@ void addObjectBytes(evbuffer* out, const cache::ObjectPtr& object, std::string_v
 // ({"kind":"PartialObjectMetadata",...,"metadata":{...}}), or whole, with
 // `type_meta` (kind and apiVersion; empty for custom resources, which keep
 // theirs) put back in front of a typed object stored in list-item form.
+// JSON only.
 void addSingleObject(evbuffer* out, const cache::ObjectPtr& object, ResponseForm form, std::string_view type_meta);
+
+// The bytes of a protobuf object a response carries: the whole message, or
+// for metadata only its ObjectMeta field (which is a PartialObjectMetadata
+// message by itself).
+std::string_view protobufObjectBytes(const cache::Object& object, bool metadata_only);
+
+// Adds a protobuf object in its envelope (GET bodies): `api_version` and
+// `kind` are the resource's, replaced by PartialObjectMetadata's for metadata only.
+void addProtobufObject(evbuffer* out, const cache::ObjectPtr& object, bool metadata_only, std::string_view api_version,
+                       std::string_view kind);
 
 }  // namespace kcp::proxy

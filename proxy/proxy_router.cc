@@ -74,36 +74,45 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
   if (cache_ != nullptr && head.header("authorization") == nullptr && info.is_resource_request &&
       (info.verb == "list" || info.verb == "get" || info.verb == "watch") && head.method == "GET" &&
       info.subresource.empty()) {
-    if (const auto form = cacheResponseForm(head, info.verb)) {
-      if (auto handler = fromCache(head, info, *form, stream)) return handler;
-    }
+    if (auto handler = fromCache(head, info, stream)) return handler;
   }
   return forward(head, std::move(info), stream);
 }
 
-RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, ResponseForm form,
-                                         DownstreamStream& stream) {
-  const auto cached = cache_->find(info.api_group, info.api_version, info.resource);
+RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream) {
+  // Each encoding has its own store; a resource found to have no protobuf
+  // form (custom resources) is answered in JSON, as kube-apiserver does.
+  const auto protobuf = cache_->find(info.api_group, info.api_version, info.resource, cache::Encoding::kProtobuf);
+  const auto form = cacheResponseForm(head, info.verb, !protobuf || !protobuf->reflector->unsupported());
+  if (!form) return nullptr;
+  const auto cached =
+      form->encoding == cache::Encoding::kProtobuf ? protobuf : cache_->find(info.api_group, info.api_version, info.resource, cache::Encoding::kJson);
   if (!cached) {
-    cache_->requestCaching(info.api_group, info.resource);
+    cache_->requestCaching(info.api_group, info.resource, form->encoding);
     return nullptr;
   }
   if (!cached->namespaced && !info.namespace_.empty()) return nullptr;
   // Metadata only is spliced from typed objects' metadata spans; custom
   // resources' metadata (sorted keys) would need re-encoding: forwarded.
-  if (form == ResponseForm::kMetadataOnly && cached->reflector->sortedListKeys()) return nullptr;
+  if (form->metadata_only && cached->reflector->sortedListKeys()) return nullptr;
+  return fromCache(head, info, *form, cached, stream);
+}
+
+RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, ResponseForm form,
+                                         const std::shared_ptr<const CachedResource>& cached, DownstreamStream& stream) {
+  const bool protobuf = form.encoding == cache::Encoding::kProtobuf;
   const auto q = head.path.find('?');
   const std::string_view query = q == std::string::npos ? "" : std::string_view(head.path).substr(q + 1);
   if (info.verb == "get") {
     if (cached->namespaced == info.namespace_.empty()) return nullptr;
     bool consistent;
     const auto min_rv = cachedGetMinResourceVersion(query, &consistent);
-    auto serve = [this, cached, head, info, form, &stream](uint64_t rv) -> RequestHandlerPtr {
+    auto serve = [this, cached, head, info, form, protobuf, &stream](uint64_t rv) -> RequestHandlerPtr {
       auto snapshot = cached->store->current();
       if (snapshot->resource_version < rv) return nullptr;
-      // kube-apiserver writes a metadata-only GET's NotFound pretty-printed:
-      // that one is left to it.
-      if (form == ResponseForm::kMetadataOnly && !snapshot->objects.find(cache::objectKey(info.namespace_, info.name))) {
+      // kube-apiserver writes a metadata-only GET's NotFound pretty-printed,
+      // and a protobuf one in protobuf: those are left to it.
+      if ((form.metadata_only || protobuf) && !snapshot->objects.find(cache::objectKey(info.namespace_, info.name))) {
         return nullptr;
       }
       return std::make_unique<CachedGet>(*cached, snapshot, form, head, info, stream, metrics_);
@@ -116,12 +125,17 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
   if (info.verb == "watch") {
     if (!options->watch) return nullptr;  // the deprecated /watch/ paths
     bool consistent;
+    // Protobuf watches: bookmarks are made from kube-apiserver's own (the
+    // reflector keeps one), and a 410 ERROR event is left to it.
+    const auto servable = [protobuf, &cached](const WatchPlan& plan) {
+      return !protobuf || (plan.expired == 0 && (!plan.bookmarks || cached->reflector->bookmarkTemplate()));
+    };
     auto plan = planWatch(*cached, info, *options, 0, &consistent);
-    if (!plan) return nullptr;
-    auto serve = [this, cached, head, info, form, options = *options, &stream](uint64_t rv) -> RequestHandlerPtr {
+    if (!plan || !servable(*plan)) return nullptr;
+    auto serve = [this, cached, head, info, form, servable, options = *options, &stream](uint64_t rv) -> RequestHandlerPtr {
       bool ignored;
       auto plan = planWatch(*cached, info, options, rv, &ignored);
-      if (!plan) return nullptr;
+      if (!plan || !servable(*plan)) return nullptr;
       return std::make_unique<CachedWatch>(*cached, std::move(*plan), form, feed(*cached->store), base_, head, info,
                                            stream, metrics_);
     };

@@ -54,9 +54,12 @@ class ProxyRouter : public Router {
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
 
  private:
-  // A LIST or GET from the cache, or null when the cache cannot answer it exactly.
+  // A LIST, GET or WATCH from the cache, or null when the cache cannot
+  // answer it exactly: picks the form and the store of that encoding...
+  RequestHandlerPtr fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream);
+  // ...and answers from it.
   RequestHandlerPtr fromCache(const RequestHead& head, const RequestInfo& info, ResponseForm form,
-                              DownstreamStream& stream);
+                              const std::shared_ptr<const CachedResource>& cached, DownstreamStream& stream);
   // A consistent read: `serve` once the cache has reached upstream's current
   // resourceVersion, else forwarded. Null when not worth trying.
   RequestHandlerPtr consistentRead(const std::shared_ptr<const CachedResource>& cached,

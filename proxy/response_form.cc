@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "cache/protobuf.h"
+
 namespace kcp::proxy {
 namespace {
 
@@ -12,7 +14,7 @@ std::string_view trim(std::string_view s) {
 }
 
 // What one Accept entry asks for, if the cache can write it.
-std::optional<ResponseForm> formOf(std::string_view entry, std::string_view verb) {
+std::optional<ResponseForm> formOf(std::string_view entry, std::string_view verb, bool protobuf) {
   const size_t semi = entry.find(';');
   const std::string_view type = trim(entry.substr(0, semi));
   std::string_view as, group, version;
@@ -32,32 +34,34 @@ std::optional<ResponseForm> formOf(std::string_view entry, std::string_view verb
       return std::nullopt;  // a parameter that changes the answer in a way not written here
     }
   }
+  std::optional<cache::Encoding> encoding;
+  if (type == "application/json") encoding = cache::Encoding::kJson;
+  if (type == cache::protobuf::kContentType && protobuf) encoding = cache::Encoding::kProtobuf;
   if (as.empty()) {
-    if (type == "application/json" || type == "*/*" || type == "application/*") return ResponseForm::kFull;
-    return std::nullopt;
+    if (type == "*/*" || type == "application/*") encoding = cache::Encoding::kJson;
+    if (!encoding) return std::nullopt;
+    return ResponseForm{*encoding, false};
   }
   // Metadata only, in the list or object form the verb answers with.
   const std::string_view wanted = verb == "list" ? "PartialObjectMetadataList" : "PartialObjectMetadata";
-  if (type == "application/json" && as == wanted && group == "meta.k8s.io" && version == "v1") {
-    return ResponseForm::kMetadataOnly;
-  }
+  if (encoding && as == wanted && group == "meta.k8s.io" && version == "v1") return ResponseForm{*encoding, true};
   return std::nullopt;
 }
 
 }  // namespace
 
-std::optional<ResponseForm> cacheResponseForm(const RequestHead& head, std::string_view verb) {
+std::optional<ResponseForm> cacheResponseForm(const RequestHead& head, std::string_view verb, bool protobuf) {
   if (const std::string* ua = head.header("user-agent");
       ua != nullptr && (ua->starts_with("curl") || ua->starts_with("Wget") || ua->starts_with("Mozilla/5.0"))) {
     return std::nullopt;
   }
   const std::string* accept = head.header("accept");
-  if (accept == nullptr || trim(*accept).empty()) return ResponseForm::kFull;
+  if (accept == nullptr || trim(*accept).empty()) return ResponseForm{};
   for (std::string_view rest = *accept; !rest.empty();) {
     const size_t comma = rest.find(',');
     const std::string_view entry = rest.substr(0, comma);
     rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
-    if (auto form = formOf(entry, verb)) return form;
+    if (auto form = formOf(entry, verb, protobuf)) return form;
   }
   return std::nullopt;
 }

@@ -176,8 +176,12 @@ void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, 
     inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
     port = ntohs(a->sin6_port);
   }
-  const std::string peer = (addr->sa_family == AF_INET6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" +
-                           std::to_string(port);
+  std::string peer;  // built by appending: GCC 12 warns falsely on "[" + std::string
+  if (addr->sa_family == AF_INET6) peer += '[';
+  peer += host;
+  if (addr->sa_family == AF_INET6) peer += ']';
+  peer += ':';
+  peer += std::to_string(port);
   auto hs = std::make_unique<ClientHandshake>(w, *w.router_, w.limits_, l.ssl_ctx, fd, peer);
   ClientHandshake* raw = hs.get();
   w.adopt(std::move(hs));

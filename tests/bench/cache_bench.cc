@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   for (const auto& line : events) {
     const auto e = scanJsonWatchEvent(line, &error);
     auto obj = parseJsonObject(*stripTypeMeta(e->object, "ConfigMap", "v1"), &error);
-    json_bytes += obj->json.size();
+    json_bytes += obj->bytes.size();
     store.apply(EventType::kAdded, std::move(obj), &error);
   }
   // History and snapshots of the fill are not part of the steady state.

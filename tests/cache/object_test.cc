@@ -18,7 +18,7 @@ TEST_CASE("objects keep their bytes and expose key, uid, resourceVersion, labels
   CHECK(obj->uid == "u-1");
   CHECK(obj->resource_version == 1234);
   CHECK(obj->labels == std::vector<std::pair<std::string, std::string>>{{"a", "2"}, {"z", "1"}});
-  CHECK(obj->json == json);
+  CHECK(obj->bytes == json);
 }
 
 TEST_CASE("cluster-scoped objects are keyed by name", "[cache]") {

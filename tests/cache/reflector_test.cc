@@ -94,7 +94,7 @@ TEST_CASE("reflector: paged LIST, then WATCH with bookmarks, resume and relist",
   CHECK(contents(store) == std::map<std::string, uint64_t>{{"ns/a", 102}, {"ns/c", 12}, {"ns/d", 101}});
   CHECK(store.current()->resource_version == 110);
   // Stored in list-item form: exactly the bytes a LIST would carry.
-  CHECK(store.current()->objects.find("ns/a")->json == item("a", 102, "changed"));
+  CHECK(store.current()->objects.find("ns/a")->bytes == item("a", 102, "changed"));
 
   // A normal end (server-side timeout): resume at once from the bookmark.
   t.end(200, "");

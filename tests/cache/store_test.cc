@@ -20,7 +20,7 @@ ObjectPtr object(const std::string& key, uint64_t rv) {
   auto o = std::make_shared<Object>();
   o->key = o->name = key;
   o->resource_version = rv;
-  o->json = "{\"rv\":" + std::to_string(rv) + "}";
+  o->bytes = "{\"rv\":" + std::to_string(rv) + "}";
   return o;
 }
 

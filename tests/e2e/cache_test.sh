@@ -40,7 +40,7 @@ wait $churn $churn2
 check "after churn: configmaps equal" same_as_upstream configmaps /api/v1/configmaps
 check "after churn: widgets equal" same_as_upstream widgets.example.com /apis/example.com/v1/widgets
 check "the watch history holds the churn's events" bash -c \
-  "(( \$(curl -s http://127.0.0.1:$aport/metrics | awk '\$1 == \"kube_cache_proxy_cache_history_events{resource=\\\"configmaps\\\"}\" {print \$2}') > 100 ))"
+  "(( \$(curl -s http://127.0.0.1:$aport/metrics | awk '\$1 == \"kube_cache_proxy_cache_history_events{resource=\\\"configmaps\\\",encoding=\\\"json\\\"}\" {print \$2}') > 100 ))"
 
 # kube-apiserver restarts: the watch resumes (or relists) and the cache is right again.
 check "restart kube-apiserver" bash -c "'$KCLUSTER' stop '$KCLUSTER_DIR' apiserver && '$KCLUSTER' up '$KCLUSTER_DIR' >/dev/null"
@@ -50,13 +50,13 @@ check "after a kube-apiserver restart: configmaps equal" same_as_upstream config
 # Forced 410: freeze the proxy, write, compact etcd and restart the apiserver
 # (its watch cache then starts after the compaction), thaw: the resumed watch
 # is too old, and the reflector relists.
-relists_before=$(metric 'kube_cache_proxy_cache_relists_total{resource="configmaps"}')
+relists_before=$(metric 'kube_cache_proxy_cache_relists_total{resource="configmaps",encoding="json"}')
 kill -STOP $proxy
 "$KCLUSTER" churn --kubeconfig "$K" --resource configmaps --rate 50 --duration 3s --namespaces 3 --namespace-prefix cache --seed 14 >/dev/null 2>&1
 check "compact etcd behind the cache's watch" "$KCLUSTER" compact "$KCLUSTER_DIR"
 check "restart kube-apiserver" bash -c "'$KCLUSTER' stop '$KCLUSTER_DIR' apiserver && '$KCLUSTER' up '$KCLUSTER_DIR' >/dev/null"
 kill -CONT $proxy
-relisted() { for _ in $(seq 150); do (($(metric 'kube_cache_proxy_cache_relists_total{resource="configmaps"}') > relists_before)) && return 0; sleep 0.2; done; return 1; }
+relisted() { for _ in $(seq 150); do (($(metric 'kube_cache_proxy_cache_relists_total{resource="configmaps",encoding="json"}') > relists_before)) && return 0; sleep 0.2; done; return 1; }
 check "the watch got 410 and the reflector relisted" relisted
 check "after the forced relist: configmaps equal" same_as_upstream configmaps /api/v1/configmaps
 # LISTs served from the cache: the same bytes as kube-apiserver's answer to
