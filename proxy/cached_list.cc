@@ -150,8 +150,8 @@ CachedList::CachedList(const CachedResource& resource, ListPlan plan, ResponseFo
   } else {
     cursor_ = plan_.snapshot->objects.lowerBound(plan_.start.empty() ? plan_.prefix : plan_.start);
   }
-  const std::string_view list_kind = metadata_only_ ? "PartialObjectMetadataList" : resource.list_kind;
-  const std::string_view api_version = metadata_only_ ? "meta.k8s.io/v1" : resource.group_version;
+  const std::string_view list_kind = metadata_only_ ? std::string_view("PartialObjectMetadataList") : resource.list_kind;
+  const std::string_view api_version = metadata_only_ ? std::string_view("meta.k8s.io/v1") : resource.group_version;
   size_t identity_size;
   if (protobuf_) {
     // Protobuf sizes the items up front (the envelope's length comes first).

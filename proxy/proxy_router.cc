@@ -127,7 +127,7 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
     bool consistent;
     // Protobuf watches: bookmarks are made from kube-apiserver's own (the
     // reflector keeps one), and a 410 ERROR event is left to it.
-    const auto servable = [protobuf, &cached](const WatchPlan& plan) {
+    const auto servable = [protobuf, cached](const WatchPlan& plan) {
       return !protobuf || (plan.expired == 0 && (!plan.bookmarks || cached->reflector->bookmarkTemplate()));
     };
     auto plan = planWatch(*cached, info, *options, 0, &consistent);

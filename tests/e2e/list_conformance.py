@@ -73,6 +73,57 @@ class Proxy:
 
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA_OBJECT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# client-go's defaults: protobuf first for built-in types (custom resources answer JSON).
+PROTOBUF = "application/vnd.kubernetes.protobuf, application/json"
+PROTOBUF_METADATA_LIST = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1," + \
+    METADATA_LIST + ",application/json"
+PROTOBUF_METADATA_OBJECT = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1," + \
+    METADATA_OBJECT + ",application/json"
+
+
+def pb_fields(b):
+    """A protobuf message's fields as (number, value): bytes for length-delimited, int for varints."""
+    def varint(i):
+        v = shift = 0
+        while True:
+            c = b[i]
+            i += 1
+            v |= (c & 0x7F) << shift
+            shift += 7
+            if c < 0x80:
+                return v, i
+    out, i = [], 0
+    while i < len(b):
+        tag, i = varint(i)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            v, i = varint(i)
+        elif wire == 2:
+            n, i = varint(i)
+            v, i = b[i:i + n], i + n
+        elif wire in (1, 5):
+            n = 8 if wire == 1 else 4
+            v, i = b[i:i + n], i + n
+        else:
+            raise ValueError(f"wire type {wire}")
+        out.append((number, v))
+    return out
+
+
+def pb_list(body):
+    """A protobuf list body as (type meta, ListMeta as a dict, items)."""
+    assert body.startswith(b"k8s\x00"), body[:20]
+    unknown = dict(pb_fields(body[4:]))
+    fields = pb_fields(unknown[2])
+    meta = {}
+    for number, v in pb_fields(dict(fields).get(1, b"")):
+        if number == 2:
+            meta["resourceVersion"] = v.decode()
+        elif number == 3 and v:
+            meta["continue"] = v.decode()
+        elif number == 4:
+            meta["remainingItemCount"] = v
+    return unknown[1], meta, [v for number, v in fields if number == 2]
 
 
 def request(conn, path, method="GET", body=None, gzip=False, accept="application/json"):
@@ -101,12 +152,17 @@ def decode_token(token):
 
 
 def list_meta(body):
+    if body.startswith(b"k8s\x00"):
+        return pb_list(body)[1]
     return json.loads(body).get("metadata", {})
 
 
 def masked(body, token):
     """The items' bytes, and the framing around them with the list's
     resourceVersion and continue token masked."""
+    if body.startswith(b"k8s\x00"):
+        type_meta, meta, items = pb_list(body)
+        return items, (type_meta, meta.get("remainingItemCount"))
     items = items_bytes(body)
     frame = re.sub(rb'"resourceVersion":"\d+"', b'"resourceVersion":"*"', body.replace(items, b"<items>", 1))
     return items, frame.replace(token.encode(), b"<continue>") if token else frame
@@ -126,7 +182,11 @@ def compare(what, a, b, exact):
     if exact:
         # Exact reads: the only freedom is the continue token's spelling (watch
         # cache vs etcd); its meaning must be the same.
-        if decode_token(ta) != decode_token(tb) or ba.replace(ta.encode(), b"") != bb.replace(tb.encode(), b""):
+        if ba.startswith(b"k8s\x00") and bb.startswith(b"k8s\x00"):
+            same = masked(ba, ta) == masked(bb, tb) and ma.get("resourceVersion") == mb.get("resourceVersion")
+        else:
+            same = ba.replace(ta.encode(), b"") == bb.replace(tb.encode(), b"")
+        if decode_token(ta) != decode_token(tb) or not same:
             return f"exact read differs: {ba[:300]!r} | {bb[:300]!r}"
         return None
     da, db = decode_token(ta), decode_token(tb)
@@ -154,7 +214,7 @@ def main():
 
     def cache_rv(resource):
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{args.admin_port}/metrics").read().decode()
-        m = re.search(r'^kube_cache_proxy_cache_resource_version\{resource="%s"\} (\S+)$' % re.escape(resource),
+        m = re.search(r'^kube_cache_proxy_cache_resource_version\{resource="%s",encoding="json"\} (\S+)$' % re.escape(resource),
                       metrics, re.M)
         return str(int(float(m.group(1))))
 
@@ -204,10 +264,21 @@ def main():
             status, body = upstream.get(path)
             names[(name, namespace)] = [o["metadata"]["name"] for o in json.loads(body)["items"]] if status == 200 else []
 
+    # The protobuf cache is built on the first protobuf request: ask once per
+    # resource and wait for it (custom resources have none, and answer JSON).
+    for name, (prefix, namespaced, _) in resources.items():
+        proxy.get(prefix + "/" + name.split(".")[0] + "?resourceVersion=0&limit=1", accept=PROTOBUF)
+    for _ in range(100):
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{args.admin_port}/metrics").read().decode()
+        if all(f'kube_cache_proxy_cache_synced{{resource="{name}",encoding="protobuf"}} 1' in metrics
+               for name in resources if "." not in name):
+            break
+        time.sleep(0.1)
+
     lists_before, served_before = apiserver_lists(), proxy_served()
 
-    def run(desc, path, exact):
-        a, b = proxy.get(path), upstream.get(path)
+    def run(desc, path, exact, accept="application/json"):
+        a, b = proxy.get(path, accept=accept), upstream.get(path, accept=accept)
         results.append((desc, compare(desc, a, b, exact)))
         return a, b
 
@@ -224,10 +295,12 @@ def main():
                             "?resourceVersion=0&pretty=true"])
             if rnd.random() < 0.2:  # metadata only, as metadata informers ask
                 p = path + q
-                results.append((p + " (metadata only)", compare(p, proxy.get(p, accept=METADATA_OBJECT),
-                                                                upstream.get(p, accept=METADATA_OBJECT), True)))
+                accept = rnd.choice([METADATA_OBJECT, PROTOBUF_METADATA_OBJECT])
+                results.append((p + f" ({accept})", compare(p, proxy.get(p, accept=accept),
+                                                            upstream.get(p, accept=accept), True)))
                 continue
-            run(path + q, path + q, True)
+            accept = rnd.choice(["application/json", PROTOBUF])
+            run(path + q + f" ({accept})", path + q, True, accept)
             continue
         scope = rnd.choice(["all"] + (namespaces + ["conf-none"] if namespaced else []))
         path = prefix + ("" if scope == "all" else f"/namespaces/{scope}") + "/" + plural
@@ -251,20 +324,22 @@ def main():
         if limit:
             q["limit"] = str(limit)
         full = path + ("?" + urllib.parse.urlencode(q) if q else "")
+        accept = rnd.choice(["application/json", PROTOBUF])
         if rnd.random() < 0.1:
             # Metadata only (as=PartialObjectMetadataList), as metadata informers ask.
-            results.append((full + " (metadata only)", compare(full, proxy.get(full, accept=METADATA_LIST),
-                                                               upstream.get(full, accept=METADATA_LIST), exact)))
+            accept = rnd.choice([METADATA_LIST, PROTOBUF_METADATA_LIST])
+            results.append((full + f" ({accept})", compare(full, proxy.get(full, accept=accept),
+                                                           upstream.get(full, accept=accept), exact)))
             continue
         if rnd.random() < 0.15:
             # gzip asked for: both compress (over 128 KiB) or neither, and inflate to the same bytes.
-            ga, gb = proxy.get(full, gzip=True), upstream.get(full, gzip=True)
+            ga, gb = proxy.get(full, gzip=True, accept=accept), upstream.get(full, gzip=True, accept=accept)
             reason = compare(full, ga[:2], gb[:2], exact)
             if not reason and ga[2] != gb[2]:
                 reason = f"Content-Encoding {ga[2]!r} vs {gb[2]!r}"
-            results.append((full + " (gzip)", reason))
+            results.append((full + f" (gzip, {accept})", reason))
             continue
-        a, b = run(full, full, exact)
+        a, b = run(full + f" ({accept})", full, exact, accept)
         # Walk the pages: each side with its own tokens; the first step also
         # with the other side's token (a client may move between them).
         crossed = False
@@ -279,13 +354,14 @@ def main():
                 crossed = True
                 nq["continue"] = tb
                 p = path + "?" + urllib.parse.urlencode(nq)
-                results.append((p + " (kube-apiserver's token to both)", compare(p, proxy.get(p), upstream.get(p), True)))
+                results.append((p + " (kube-apiserver's token to both)",
+                                compare(p, proxy.get(p, accept=accept), upstream.get(p, accept=accept), True)))
             nq["continue"] = ta
             pa = path + "?" + urllib.parse.urlencode(nq)
             nq["continue"] = tb
             pb = path + "?" + urllib.parse.urlencode(nq)
-            a, b = proxy.get(pa), upstream.get(pb)
-            results.append((pa + " (next page)", compare(pa, a, b, exact)))
+            a, b = proxy.get(pa, accept=accept), upstream.get(pb, accept=accept)
+            results.append((pa + f" (next page, {accept})", compare(pa, a, b, exact)))
 
     # kube-apiserver counts a request just after answering it: let the last settle.
     served_after = proxy_served()

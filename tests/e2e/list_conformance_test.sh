@@ -29,7 +29,7 @@ check "320 random LISTs and their page walks: identical to kube-apiserver's, cac
 check "after writes: another 320, identical" conformance 2
 cached_consistent() {
   curl -s "http://127.0.0.1:$aport/metrics" |
-    awk '/^kube_cache_proxy_consistent_reads_total\{resource="configmaps",served_from="cache"\}/ {print int($2)}'
+    awk '/^kube_cache_proxy_consistent_reads_total\{resource="configmaps",encoding="json",served_from="cache"\}/ {print int($2)}'
 }
 read_your_writes() { (cd "$ROOT/tests/e2e" && /usr/bin/python3 read_your_writes.py "$iport" "$K" conf-0 50); }
 mostly_from_cache() { local after; after=$(cached_consistent); echo "cache-served consistent reads: $before -> $after"; ((after - before >= 45)); }
