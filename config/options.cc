@@ -125,6 +125,24 @@ const std::vector<Flag>& flags() {
          for (const auto& r : o.cache_resources) out += (out.empty() ? "" : ",") + r;
          return out;
        }},
+      {"auth-mode", "delegate|trust-local", "delegate: clients of the TLS listener authenticate (client certificates against --client-ca-file, bearer tokens by TokenReview) and cached reads are authorized by SubjectAccessReview, as kube-apiserver would; forwarded requests carry the client's identity. trust-local: every client acts as the proxy (sidecars; loopback listeners only). The cleartext --listen-insecure listener, loopback only, always acts as the proxy.",
+       [](ProxyOptions& o, const std::string& v) {
+         if (v != "delegate" && v != "trust-local") throw ConfigError("--auth-mode: \"" + v + "\" is not delegate or trust-local");
+         o.auth_mode = v;
+       },
+       [](const ProxyOptions& o) { return o.auth_mode; }},
+      {"client-ca-file", "FILE", "CA bundle for client certificates on the TLS listener (delegate mode): user = CN, groups = O, as kube-apiserver. Default: certificates are not asked for.",
+       KCP_STRING(client_ca_file)},
+      {"anonymous-auth", "BOOL", "Delegate mode: treat requests without credentials as system:anonymous (authorized like any user) rather than refusing them with 401.",
+       KCP_BOOL("anonymous-auth", anonymous_auth)},
+      {"authentication-cache-ttl", "DURATION", "How long a TokenReview that authenticated a token is reused.",
+       KCP_DURATION(authentication_cache_ttl)},
+      {"authentication-negative-cache-ttl", "DURATION", "How long a TokenReview that refused a token is reused.",
+       KCP_DURATION(authentication_negative_cache_ttl)},
+      {"authorization-cache-authorized-ttl", "DURATION", "How long an allowing SubjectAccessReview is reused.",
+       KCP_DURATION(authorization_cache_authorized_ttl)},
+      {"authorization-cache-unauthorized-ttl", "DURATION", "How long a denying SubjectAccessReview is reused.",
+       KCP_DURATION(authorization_cache_unauthorized_ttl)},
       {"max-request-header-bytes", "BYTES", "Largest request head (request line and headers) accepted; larger gets 431.",
        KCP_INT("max-request-header-bytes", max_request_header_bytes, 1024)},
       {"max-header-count", "N", "Most request headers accepted; more gets 431.",

@@ -38,6 +38,15 @@ struct ProxyOptions {
   std::chrono::milliseconds cache_history_age{std::chrono::minutes(5)};
   int64_t cache_snapshots = 1000;
   std::chrono::milliseconds cache_snapshot_age{std::chrono::seconds(75)};
+  // Who a client is and what it may read from the cache (see README "Choosing the auth mode").
+  std::string auth_mode = "delegate";  // or "trust-local"
+  std::string client_ca_file;
+  bool anonymous_auth = false;
+  // As kube-apiserver's webhook authenticator and authorizer.
+  std::chrono::milliseconds authentication_cache_ttl{std::chrono::minutes(2)};
+  std::chrono::milliseconds authentication_negative_cache_ttl{std::chrono::minutes(2)};
+  std::chrono::milliseconds authorization_cache_authorized_ttl{std::chrono::minutes(5)};
+  std::chrono::milliseconds authorization_cache_unauthorized_ttl{std::chrono::seconds(30)};
   int64_t max_request_header_bytes = 1 << 20;
   int64_t max_header_count = 256;
   bool show_help = false;

@@ -1,5 +1,6 @@
 #include "encoder/status.h"
 
+#include "cache/protobuf.h"
 #include "encoder/go_json.h"
 
 namespace kcp::encoder {
@@ -37,6 +38,34 @@ std::string statusJson(const Status& status) {
   }
   out += R"(,"code":)" + std::to_string(status.code) + "}\n";
   return out;
+}
+
+std::string statusProtobuf(const Status& status) {
+  namespace pb = cache::protobuf;
+  // metav1.Status: every non-pointer field, even empty; details when set.
+  std::string list_meta;
+  pb::appendBytesField(list_meta, 1, "");
+  pb::appendBytesField(list_meta, 2, "");
+  pb::appendBytesField(list_meta, 3, "");
+  std::string raw;
+  pb::appendBytesField(raw, 1, list_meta);
+  pb::appendBytesField(raw, 2, "Failure");
+  pb::appendBytesField(raw, 3, status.message);
+  pb::appendBytesField(raw, 4, status.reason);
+  const StatusDetails& d = status.details;
+  if (!d.name.empty() || !d.group.empty() || !d.kind.empty() || d.retry_after_seconds != 0) {
+    std::string details;
+    pb::appendBytesField(details, 1, d.name);
+    pb::appendBytesField(details, 2, d.group);
+    pb::appendBytesField(details, 3, d.kind);
+    details += char(5 << 3);
+    pb::appendVarint(details, uint64_t(int64_t(int32_t(d.retry_after_seconds))));
+    pb::appendBytesField(details, 6, "");
+    pb::appendBytesField(raw, 5, details);
+  }
+  raw += char(6 << 3);
+  pb::appendVarint(raw, uint64_t(int64_t(int32_t(status.code))));
+  return pb::envelopeHead("v1", "Status", raw.size()) + raw + std::string(pb::kEnvelopeTail);
 }
 
 }  // namespace kcp::encoder

@@ -29,4 +29,7 @@ struct Status {
 // The JSON body, field order as kube-apiserver writes it, with its trailing newline.
 std::string statusJson(const Status& status);
 
+// The protobuf body (for clients that take protobuf), enveloped, as gogo-protobuf writes it.
+std::string statusProtobuf(const Status& status);
+
 }  // namespace kcp::encoder

@@ -10,6 +10,7 @@
 #include "config/log.h"
 #include "proxy/http1_session.h"
 #include "proxy/http2_session.h"
+#include "proxy/tls.h"
 
 namespace kcp::proxy {
 namespace {
@@ -96,7 +97,9 @@ void ClientHandshake::onReady() {
   unsigned int len = 0;
   SSL_get0_alpn_selected(bufferevent_openssl_get_ssl(bev_), &alpn, &len);
   const bool h2 = len == 2 && std::memcmp(alpn, "h2", 2) == 0;
-  handOver(h2, PeerInfo{peer_address_, true, h2 ? "h2" : "http/1.1"});
+  PeerInfo peer{peer_address_, true, h2 ? "h2" : "http/1.1"};
+  clientCertificateIdentity(bufferevent_openssl_get_ssl(bev_), peer.cert_user, peer.cert_groups);
+  handOver(h2, std::move(peer));
 }
 
 void ClientHandshake::handOver(bool h2, PeerInfo peer) {

@@ -38,15 +38,18 @@ bool ConsistentRead::worthTrying(const CachedResource& resource) {
 
 void ConsistentRead::forward() {
   resource_.consistent_reads_forwarded.fetch_add(1, std::memory_order_relaxed);
-  decide(forward_());
+  answer(forward_());
 }
 
-void ConsistentRead::decide(RequestHandlerPtr handler) {
+void ConsistentRead::answer(RequestHandlerPtr handler) {
+  abandon();
+  decide(std::move(handler));
+}
+
+void ConsistentRead::abandon() {
   if (probe_ != nullptr) probe_->cancel();
   probe_ = nullptr;
   evtimer_del(poll_);
-  inner_ = std::move(handler);  // its constructor has submitted the response
-  if (request_complete_) inner_->onRequestComplete();
 }
 
 void ConsistentRead::check() {
@@ -54,7 +57,7 @@ void ConsistentRead::check() {
   if (cache_rv >= upstream_rv_) {
     if (auto handler = serve_(upstream_rv_)) {
       resource_.consistent_reads_from_cache.fetch_add(1, std::memory_order_relaxed);
-      decide(std::move(handler));
+      answer(std::move(handler));
       return;
     }
   } else if (std::chrono::steady_clock::now() < deadline_) {
@@ -86,7 +89,7 @@ void ConsistentRead::onUpstreamData(const uint8_t* data, size_t len) {
 
 void ConsistentRead::onUpstreamComplete() {
   probe_ = nullptr;
-  if (closed_) return;
+  if (closed()) return;
   // Any failure of the probe is left to the real request: forwarded, it gets
   // kube-apiserver's own answer.
   const auto page = probe_status_ == 200 ? cache::scanJsonList(probe_body_, nullptr) : std::nullopt;
@@ -103,42 +106,12 @@ void ConsistentRead::onUpstreamComplete() {
 
 void ConsistentRead::onUpstreamError(const std::string&) {
   probe_ = nullptr;
-  if (!closed_) forward();
+  if (!closed()) forward();
 }
 
 size_t ConsistentRead::requestBodyReady(bool* eof) {
   *eof = true;
   return 0;
-}
-
-void ConsistentRead::onRequestBody(const uint8_t* data, size_t len) {
-  if (inner_) inner_->onRequestBody(data, len);
-}
-
-void ConsistentRead::onRequestComplete() {
-  request_complete_ = true;
-  if (inner_) inner_->onRequestComplete();
-}
-
-size_t ConsistentRead::responseBodyReady(bool* eof) {
-  if (inner_) return inner_->responseBodyReady(eof);
-  *eof = false;
-  return 0;
-}
-
-void ConsistentRead::pullResponseBody(evbuffer* out, size_t n) {
-  if (inner_) inner_->pullResponseBody(out, n);
-}
-
-void ConsistentRead::onDownstreamClosed() {
-  closed_ = true;
-  if (inner_) {
-    inner_->onDownstreamClosed();
-    return;
-  }
-  if (probe_ != nullptr) probe_->cancel();
-  probe_ = nullptr;
-  evtimer_del(poll_);
 }
 
 }  // namespace kcp::proxy

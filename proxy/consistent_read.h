@@ -15,12 +15,12 @@
 #include <string>
 
 #include "proxy/cache_manager.h"
-#include "proxy/exchange.h"
+#include "proxy/deferred_handler.h"
 #include "proxy/upstream.h"
 
 namespace kcp::proxy {
 
-class ConsistentRead : public RequestHandler, public UpstreamStreamHandler {
+class ConsistentRead : public DeferredHandler, public UpstreamStreamHandler {
  public:
   // Returns the handler that answers from the cache at (at least) `rv`, or
   // null when the cache cannot answer after all.
@@ -36,13 +36,6 @@ class ConsistentRead : public RequestHandler, public UpstreamStreamHandler {
   // not while it is as quiet as when the last attempt ran out of time.
   static bool worthTrying(const CachedResource& resource);
 
-  // RequestHandler: passed on once the answer is decided.
-  void onRequestBody(const uint8_t* data, size_t len) override;
-  void onRequestComplete() override;
-  size_t responseBodyReady(bool* eof) override;
-  void pullResponseBody(evbuffer* out, size_t n) override;
-  void onDownstreamClosed() override;
-
   // UpstreamStreamHandler: the probe.
   void onUpstreamResponse(const ResponseHead& head, bool end_stream) override;
   void onUpstreamData(const uint8_t* data, size_t len) override;
@@ -54,8 +47,9 @@ class ConsistentRead : public RequestHandler, public UpstreamStreamHandler {
  private:
   static void onPoll(evutil_socket_t, short, void* self);
   void check();
-  void decide(RequestHandlerPtr handler);
+  void answer(RequestHandlerPtr handler);
   void forward();
+  void abandon() override;
 
   const CachedResource& resource_;
   std::chrono::steady_clock::time_point deadline_;
@@ -66,9 +60,6 @@ class ConsistentRead : public RequestHandler, public UpstreamStreamHandler {
   std::string probe_body_;
   uint64_t upstream_rv_ = 0;
   event* poll_ = nullptr;
-  RequestHandlerPtr inner_;  // the decided answer
-  bool request_complete_ = false;
-  bool closed_ = false;
 };
 
 }  // namespace kcp::proxy

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proxy/http.h"
 
@@ -22,6 +23,10 @@ struct PeerInfo {
   std::string address;  // "ip:port"
   bool tls = false;
   std::string protocol;  // "h2", "http/1.1"
+  // A client certificate the TLS handshake verified against --client-ca-file:
+  // the user (CN) and groups (O), as kube-apiserver reads them.
+  std::string cert_user{};
+  std::vector<std::string> cert_groups{};
 };
 
 class DownstreamStream {

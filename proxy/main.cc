@@ -89,6 +89,17 @@ int run(const config::ProxyOptions& opts) {
     throw config::ConfigError("--listen-insecure " + opts.listen_insecure +
                               " is not a loopback address; cleartext is for sidecars (add --allow-insecure-non-loopback to insist)");
   }
+  if (opts.auth_mode == "trust-local") {
+    // Every client acts as the proxy: only processes on this host (a sidecar's pod) may reach it.
+    if (!isLoopbackAddress(opts.listen)) {
+      throw config::ConfigError("--auth-mode=trust-local: --listen " + opts.listen +
+                                " is not a loopback address; every client would act as the proxy");
+    }
+    log::warning("--auth-mode=trust-local: every client acts as the proxy's own identity; "
+                 "use it for a sidecar only", {{"listen", opts.listen}});
+  } else if (opts.client_ca_file.empty()) {
+    log::info("no --client-ca-file: clients of the TLS listener authenticate with bearer tokens only");
+  }
 
   // Serving certificate: the user's, or one generated under --state-dir.
   std::string cert_file = opts.tls_cert_file, key_file = opts.tls_private_key_file, ca_pem;
@@ -108,7 +119,8 @@ int run(const config::ProxyOptions& opts) {
   } else {
     ca_pem = config::readFile(cert_file, "--tls-cert-file");
   }
-  SslCtxPtr server_ctx = makeServerContext(cert_file, key_file);
+  SslCtxPtr server_ctx =
+      makeServerContext(cert_file, key_file, opts.auth_mode == "delegate" ? opts.client_ca_file : std::string());
   SslCtxPtr proxy_ctx = makeUpstreamContext(upstream, true);
   SslCtxPtr passthrough_ctx = makeUpstreamContext(upstream, false);
   ProxyCredentials credentials(upstream);
@@ -150,6 +162,8 @@ int run(const config::ProxyOptions& opts) {
     if (admin_router != nullptr) admin_router->setCache(cache.get());
     cache->start();
   }
+  AuthCache auth_cache({opts.authentication_cache_ttl, opts.authentication_negative_cache_ttl,
+                        opts.authorization_cache_authorized_ttl, opts.authorization_cache_unauthorized_ttl});
   // Workers last: destroyed first, before the cache their routers read.
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < n_workers; ++i) {
@@ -158,7 +172,9 @@ int run(const config::ProxyOptions& opts) {
         "worker-" + std::to_string(i), listens, limits, shard, [&](Worker& w) -> std::unique_ptr<Router> {
           return std::make_unique<ProxyRouter>(w.base(), target, proxy_ctx.get(), passthrough_ctx.get(), credentials,
                                                opts.upstream_dial_timeout, opts.upstream_keepalive, w.metrics(),
-                                               cache.get(), opts.consistent_read_wait);
+                                               cache.get(), opts.consistent_read_wait,
+                                               ProxyRouter::Auth{opts.auth_mode == "delegate", opts.anonymous_auth,
+                                                                 &auth_cache});
         }));
   }
   for (auto& w : workers) w->start();

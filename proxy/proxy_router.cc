@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "cache/protobuf.h"
 #include "config/log.h"
 #include "proxy/cache_manager.h"
 #include "proxy/cached_get.h"
@@ -11,6 +12,7 @@
 #include "proxy/forwarder.h"
 #include "proxy/request_info.h"
 #include "proxy/response_form.h"
+#include "proxy/static_response.h"
 #include "proxy/upgrade_tunnel.h"
 
 namespace kcp::proxy {
@@ -47,7 +49,7 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
                          SSL_CTX* passthrough_ctx, ProxyCredentials& credentials,
                          std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive,
                          Metrics::Shard& metrics, CacheManager* cache,
-                         std::chrono::milliseconds consistent_read_wait)
+                         std::chrono::milliseconds consistent_read_wait, Auth auth)
     : base_(base),
       target_(target),
       proxy_ctx_(proxy_ctx),
@@ -59,22 +61,89 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
       credentials_(credentials),
       metrics_(metrics),
       cache_(cache),
-      consistent_read_wait_(consistent_read_wait) {}
+      consistent_read_wait_(consistent_read_wait),
+      auth_(auth) {}
 
 namespace {
 
+bool prefersProtobuf(const RequestHead& head) {
+  const std::string* accept = head.header("accept");
+  return accept != nullptr && accept->starts_with(cache::protobuf::kContentType);
+}
+
 }  // namespace
+
+Identity ProxyRouter::identify(const RequestHead& head, const PeerInfo& peer) const {
+  Identity who;
+  // The cleartext listener is loopback only (a sidecar's): it acts as the proxy.
+  if (!peer.tls || !auth_.delegate) return who;
+  if (const std::string* authorization = head.header("authorization")) {
+    if (authorization->size() > 7 && authorization->starts_with("Bearer ")) {
+      who.kind = Identity::Kind::kToken;
+      who.token = authorization->substr(7);
+    } else {
+      who.kind = Identity::Kind::kOwnCredentials;
+    }
+    return who;
+  }
+  if (!peer.cert_user.empty()) {
+    who.kind = Identity::Kind::kUser;
+    who.user.name = peer.cert_user;
+    who.user.groups = peer.cert_groups;
+    who.user.groups.push_back("system:authenticated");
+    return who;
+  }
+  if (auth_.anonymous) {
+    who.kind = Identity::Kind::kUser;
+    who.user.name = "system:anonymous";
+    who.user.groups = {"system:unauthenticated"};
+    return who;
+  }
+  who.kind = Identity::Kind::kUnauthenticated;
+  return who;
+}
+
+std::vector<Header> ProxyRouter::proxyAuthorization() {
+  if (const std::string token = credentials_.bearerToken(); !token.empty()) return {{"authorization", "Bearer " + token}};
+  return {};
+}
 
 RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& stream) {
   RequestInfo info = parseRequestInfo(head.method, head.path);
-  // Served from the cache only for requests that act as the proxy (no
-  // credentials of their own): the proxy may read what it caches, and that is
-  // all such a request could do upstream. Requests with their own
-  // credentials are forwarded until they can be authorized here (issue 7).
-  if (cache_ != nullptr && head.header("authorization") == nullptr && info.is_resource_request &&
-      (info.verb == "list" || info.verb == "get" || info.verb == "watch") && head.method == "GET" &&
-      info.subresource.empty()) {
+  Identity who = identify(head, stream.peer());
+  if (who.kind == Identity::Kind::kUnauthenticated) {
+    return StaticResponse::sendStatus(stream, unauthorizedStatus(), prefersProtobuf(head));
+  }
+  if (who.kind == Identity::Kind::kUser && who.user.name != "system:anonymous") {
+    for (const auto& h : head.headers) {
+      if (h.name.starts_with("impersonate-")) {
+        // The proxy already impersonates the certificate's user upstream.
+        return StaticResponse::sendStatus(
+            stream, {403, "Forbidden", "impersonation through kube-cache-proxy needs a bearer token, not a client certificate", {}},
+            prefersProtobuf(head));
+      }
+    }
+  }
+  const bool cacheable = cache_ != nullptr && info.is_resource_request &&
+                         (info.verb == "list" || info.verb == "get" || info.verb == "watch") && head.method == "GET" &&
+                         info.subresource.empty();
+  if (cacheable && who.kind == Identity::Kind::kProxy) {
+    // The proxy may read what it caches, and that is all such a request could do upstream.
     if (auto handler = fromCache(head, info, stream)) return handler;
+  } else if (cacheable && (who.kind == Identity::Kind::kToken || who.kind == Identity::Kind::kUser)) {
+    // Served from the cache only once kube-apiserver says this user may.
+    if (!cache_->find(info.api_group, info.api_version, info.resource, cache::Encoding::kJson)) {
+      cache_->requestCaching(info.api_group, info.resource, cache::Encoding::kJson);
+    } else {
+      const ResponseForm status_form{prefersProtobuf(head) ? cache::Encoding::kProtobuf : cache::Encoding::kJson, false};
+      return std::make_unique<AuthorizedRead>(
+          as_proxy_, proxyAuthorization(), *auth_.cache, std::move(who), info, status_form, stream,
+          [this, head, info, &stream]() -> RequestHandlerPtr {
+            if (auto handler = fromCache(head, info, stream)) return handler;
+            return forward(head, info, stream);
+          },
+          [this, head, info, &stream] { return forward(head, info, stream); });
+    }
   }
   return forward(head, std::move(info), stream);
 }
@@ -169,10 +238,9 @@ RequestHandlerPtr ProxyRouter::consistentRead(const std::shared_ptr<const Cached
   probe.method = "GET";
   probe.path = cached->path + "?limit=1";
   probe.end_stream = true;
-  probe.headers = {{"accept", "application/json"}, {"user-agent", "kube-cache-proxy/consistent-read"}};
-  if (const std::string token = credentials_.bearerToken(); !token.empty()) {
-    probe.headers.push_back({"authorization", "Bearer " + token});
-  }
+  probe.headers = proxyAuthorization();
+  probe.headers.push_back({"accept", "application/json"});
+  probe.headers.push_back({"user-agent", "kube-cache-proxy/consistent-read"});
   auto fwd = [this, head, info, &stream] { return forward(head, info, stream); };
   return std::make_unique<ConsistentRead>(base_, as_proxy_, std::move(probe), *cached, consistent_read_wait_,
                                           std::move(serve), std::move(fwd));
@@ -187,23 +255,30 @@ WatchFeed& ProxyRouter::feed(cache::Store& store) {
 RequestHandlerPtr ProxyRouter::forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream) {
   RequestHead up = head;
   std::erase_if(up.headers, [](const Header& h) { return isHopByHop(h.name); });
-  // Identity (until client authentication lands): a client's own
-  // Authorization goes through on a connection without the proxy's client
-  // certificate (kube-apiserver would otherwise authenticate the certificate
-  // first and ignore the token). Without one, the request acts as the proxy,
-  // and impersonation headers are dropped so nobody borrows its privileges.
-  const bool own_credentials = head.header("authorization") != nullptr;
+  const Identity who = identify(head, stream.peer());
+  // Credentials of the client's own go through on a connection without the
+  // proxy's client certificate (kube-apiserver would otherwise authenticate
+  // the certificate first and ignore the token); so does an anonymous
+  // request. Otherwise the request goes as the proxy, impersonating a
+  // certificate's user, and a client's own Impersonate-* headers are dropped
+  // so nobody borrows the proxy's privileges.
+  const bool as_client = who.kind == Identity::Kind::kToken || who.kind == Identity::Kind::kOwnCredentials ||
+                         (who.kind == Identity::Kind::kUser && who.user.name == "system:anonymous");
   UpstreamPool* pool = &as_client_;
-  if (!own_credentials) {
+  if (!as_client) {
     pool = &as_proxy_;
     std::erase_if(up.headers, [](const Header& h) { return h.name.starts_with("impersonate-"); });
-    if (const std::string token = credentials_.bearerToken(); !token.empty()) {
-      up.headers.push_back({"authorization", "Bearer " + token});
+    for (auto& h : proxyAuthorization()) up.headers.push_back(std::move(h));
+    if (who.kind == Identity::Kind::kUser) {
+      up.headers.push_back({"impersonate-user", who.user.name});
+      for (const auto& g : who.user.groups) {
+        if (g != "system:authenticated") up.headers.push_back({"impersonate-group", g});
+      }
     }
   }
   if (!up.upgrade.empty()) {
-    return std::make_unique<UpgradeTunnel>(base_, target_, own_credentials ? passthrough_ctx_ : proxy_ctx_,
-                                           dial_timeout_, up, info, stream, metrics_);
+    return std::make_unique<UpgradeTunnel>(base_, target_, as_client ? passthrough_ctx_ : proxy_ctx_, dial_timeout_,
+                                           up, info, stream, metrics_);
   }
   return std::make_unique<Forwarder>(std::move(up), std::move(info), stream, *pool, metrics_);
 }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "config/kubeconfig.h"
+#include "proxy/auth.h"
 #include "proxy/exchange.h"
 #include "proxy/request_info.h"
 #include "proxy/response_form.h"
@@ -47,10 +48,16 @@ class ProxyRouter : public Router {
   // `passthrough_ctx` presents none, for requests carrying their own
   // credentials. Both must outlive the router.
   // `cache` (may be null) answers the LISTs it can answer exactly.
+  // How clients of the TLS listener are identified (--auth-mode and friends).
+  struct Auth {
+    bool delegate = true;         // else trust-local: every client acts as the proxy
+    bool anonymous = false;       // --anonymous-auth
+    AuthCache* cache = nullptr;   // shared by the workers; required when delegate
+  };
   ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx, SSL_CTX* passthrough_ctx,
               ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout,
               std::chrono::milliseconds keepalive, Metrics::Shard& metrics, CacheManager* cache,
-              std::chrono::milliseconds consistent_read_wait);
+              std::chrono::milliseconds consistent_read_wait, Auth auth);
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
 
  private:
@@ -65,7 +72,12 @@ class ProxyRouter : public Router {
   RequestHandlerPtr consistentRead(const std::shared_ptr<const CachedResource>& cached,
                                    std::function<RequestHandlerPtr(uint64_t rv)> serve,
                                    const RequestHead& head, const RequestInfo& info, DownstreamStream& stream);
+  // Forwarded with the client's identity: its own credentials, the proxy's
+  // on its behalf (Impersonate-* for certificate users), or the proxy's.
   RequestHandlerPtr forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream);
+  Identity identify(const RequestHead& head, const PeerInfo& peer) const;
+  // The proxy's bearer token as a request header, if it has one.
+  std::vector<Header> proxyAuthorization();
   // This worker's wake-up feed for watchers of `store`.
   WatchFeed& feed(cache::Store& store);
 
@@ -80,6 +92,7 @@ class ProxyRouter : public Router {
   Metrics::Shard& metrics_;
   CacheManager* cache_;
   std::chrono::milliseconds consistent_read_wait_;
+  Auth auth_;
   std::map<const cache::Store*, std::unique_ptr<WatchFeed>> feeds_;  // destroyed before the cache
 };
 

@@ -15,7 +15,8 @@ RequestHandlerPtr StaticResponse::send(DownstreamStream& stream, int code, std::
   return handler;
 }
 
-RequestHandlerPtr StaticResponse::sendStatus(DownstreamStream& stream, const encoder::Status& status) {
+RequestHandlerPtr StaticResponse::sendStatus(DownstreamStream& stream, const encoder::Status& status, bool protobuf) {
+  if (protobuf) return send(stream, status.code, "application/vnd.kubernetes.protobuf", encoder::statusProtobuf(status));
   return send(stream, status.code, "application/json", encoder::statusJson(status));
 }
 

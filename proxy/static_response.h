@@ -13,8 +13,9 @@ class StaticResponse : public RequestHandler {
  public:
   // Submits the response on `stream` and returns the handler that serves its body.
   static RequestHandlerPtr send(DownstreamStream& stream, int code, std::string content_type, std::string body);
-  // A kube `Status` failure, as kube-apiserver would send it.
-  static RequestHandlerPtr sendStatus(DownstreamStream& stream, const encoder::Status& status);
+  // A kube `Status` failure, as kube-apiserver would send it (in protobuf to
+  // a client that takes it first).
+  static RequestHandlerPtr sendStatus(DownstreamStream& stream, const encoder::Status& status, bool protobuf = false);
 
   explicit StaticResponse(std::string body) : body_(std::move(body)) {}
   void onRequestBody(const uint8_t*, size_t) override {}

@@ -151,7 +151,8 @@ std::string drainOpensslErrors() {
   return out.empty() ? "no OpenSSL error queued" : out;
 }
 
-SslCtxPtr makeServerContext(const std::string& cert_file, const std::string& key_file) {
+SslCtxPtr makeServerContext(const std::string& cert_file, const std::string& key_file,
+                            const std::string& client_ca_file) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) fail("SSL_CTX_new");
   applyCommonOptions(ctx.get());
@@ -159,7 +160,35 @@ SslCtxPtr makeServerContext(const std::string& cert_file, const std::string& key
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM) != 1) fail("load " + key_file);
   if (SSL_CTX_check_private_key(ctx.get()) != 1) fail(key_file + " does not match " + cert_file);
   SSL_CTX_set_alpn_select_cb(ctx.get(), selectAlpn, nullptr);
+  if (!client_ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx.get(), client_ca_file.c_str(), nullptr) != 1) fail("load " + client_ca_file);
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(client_ca_file.c_str());
+    if (names == nullptr) fail("read the CA names of " + client_ca_file);
+    SSL_CTX_set_client_CA_list(ctx.get(), names);  // takes ownership
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);  // asked for, not required
+  }
   return ctx;
+}
+
+void clientCertificateIdentity(SSL* ssl, std::string& user, std::vector<std::string>& groups) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return;
+  const X509_NAME* subject = X509_get_subject_name(cert);
+  const auto text = [](const X509_NAME_ENTRY* e) {
+    const ASN1_STRING* data = X509_NAME_ENTRY_get_data(e);
+    unsigned char* utf8 = nullptr;
+    const int n = ASN1_STRING_to_UTF8(&utf8, data);
+    std::string out = n >= 0 ? std::string(reinterpret_cast<char*>(utf8), size_t(n)) : std::string();
+    OPENSSL_free(utf8);
+    return out;
+  };
+  for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
+    user = text(X509_NAME_get_entry(subject, i));  // the last CN, if several (Go's pkix takes the last)
+  }
+  for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_organizationName, i)) >= 0;) {
+    groups.push_back(text(X509_NAME_get_entry(subject, i)));
+  }
+  if (user.empty()) groups.clear();  // kube-apiserver refuses a certificate without a CN
 }
 
 SslCtxPtr makeUpstreamContext(const config::UpstreamConfig& upstream, bool with_client_identity) {

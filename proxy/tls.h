@@ -28,7 +28,14 @@ class TlsError : public std::runtime_error {
 std::string drainOpensslErrors();
 
 // Server context for the client-facing listener. Throws TlsError.
-SslCtxPtr makeServerContext(const std::string& cert_file, const std::string& key_file);
+// With `client_ca_file`, clients may present a certificate (as with
+// kube-apiserver, none is required); one that does not verify fails the handshake.
+SslCtxPtr makeServerContext(const std::string& cert_file, const std::string& key_file,
+                            const std::string& client_ca_file = "");
+
+// The identity of a verified client certificate on `ssl`: user = subject CN,
+// groups = subject O values; nothing when there is none.
+void clientCertificateIdentity(SSL* ssl, std::string& user, std::vector<std::string>& groups);
 
 // Client context for upstream connections. With `with_client_identity` it
 // presents the kubeconfig's client certificate; requests that carry the

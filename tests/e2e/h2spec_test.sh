@@ -7,7 +7,7 @@ PROXY_BIN=${PROXY_BIN:-$ROOT/build/kube-cache-proxy}
 state=$(mktemp -d)
 port=$(free_port)
 "$PROXY_BIN" --upstream-kubeconfig "$ADMIN_KUBECONFIG" --state-dir "$state" --listen "127.0.0.1:$port" \
-  --admin-listen "" >"$state/proxy.log" 2>&1 &
+  --admin-listen "" --auth-mode trust-local >"$state/proxy.log" 2>&1 &
 proxy=$!
 trap 'kill $proxy 2>/dev/null; wait $proxy 2>/dev/null; rm -rf "$state"; rm -f "$_log"' EXIT
 for _ in $(seq 50); do curl -sk "https://127.0.0.1:$port/version" >/dev/null && break; sleep 0.2; done

@@ -264,16 +264,16 @@ def main():
             status, body = upstream.get(path)
             names[(name, namespace)] = [o["metadata"]["name"] for o in json.loads(body)["items"]] if status == 200 else []
 
-    # The protobuf cache is built on the first protobuf request: ask once per
-    # resource and wait for it (custom resources have none, and answer JSON).
+    # The protobuf cache is built on the first protobuf request: ask per
+    # resource until the cache answers it (custom resources have no protobuf
+    # form: once the proxy has found that out, it answers them in JSON).
     for name, (prefix, namespaced, _) in resources.items():
-        proxy.get(prefix + "/" + name.split(".")[0] + "?resourceVersion=0&limit=1", accept=PROTOBUF)
-    for _ in range(100):
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{args.admin_port}/metrics").read().decode()
-        if all(f'kube_cache_proxy_cache_synced{{resource="{name}",encoding="protobuf"}} 1' in metrics
-               for name in resources if "." not in name):
-            break
-        time.sleep(0.1)
+        for _ in range(100):
+            before = proxy_served()["cache"]
+            proxy.get(prefix + "/" + name.split(".")[0] + "?resourceVersion=0&limit=1", accept=PROTOBUF)
+            if proxy_served()["cache"] > before:
+                break
+            time.sleep(0.1)
 
     lists_before, served_before = apiserver_lists(), proxy_served()
 

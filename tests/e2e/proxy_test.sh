@@ -13,6 +13,7 @@ port=$(free_port) iport=$(free_port) aport=$(free_port)
   --listen-insecure "127.0.0.1:$iport" --admin-listen "127.0.0.1:$aport" --shutdown-grace-period 2s --cache-lazy=false \
   --upstream-keepalive 2s \
   --write-kubeconfig "$state/proxy.kubeconfig" --write-kubeconfig-user-from "$ADMIN_KUBECONFIG" -v 1 \
+  --client-ca-file "$CA_FILE" \
   >"$state/proxy.log" 2>&1 &
 proxy=$!
 cleanup() {
@@ -204,6 +205,7 @@ rport=$(free_port)
 "$ROOT/build/kube-cache-proxy" --upstream-kubeconfig "$ADMIN_KUBECONFIG" --state-dir "$state/release" --cache-lazy=false \
   --listen "127.0.0.1:$(free_port)" --listen-insecure "127.0.0.1:$rport" --admin-listen "" \
   --write-kubeconfig "$state/release.kubeconfig" --write-kubeconfig-user-from "$ADMIN_KUBECONFIG" \
+  --client-ca-file "$CA_FILE" \
   >"$state/release.log" 2>&1 &
 release=$!
 for _ in $(seq 50); do curl -s "http://127.0.0.1:$rport/version" >/dev/null && break; sleep 0.2; done

@@ -12,6 +12,7 @@ TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" "$BIN" --upstream-kubecon
   --state-dir "$state" --listen "127.0.0.1:$port" --listen-insecure "127.0.0.1:$iport" \
   --admin-listen "127.0.0.1:$aport" --workers 3 --shutdown-grace-period 3s --cache-resources configmaps \
   --write-kubeconfig "$state/proxy.kubeconfig" --write-kubeconfig-user-from "$ADMIN_KUBECONFIG" \
+  --client-ca-file "$CA_FILE" \
   >"$state/proxy.log" 2>&1 &
 proxy=$!
 trap 'kill $proxy 2>/dev/null; wait $proxy 2>/dev/null; rm -rf "$state"; rm -f "$_log"' EXIT
