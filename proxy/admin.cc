@@ -117,7 +117,7 @@ RequestHandlerPtr AdminRouter::route(const RequestHead& head, DownstreamStream& 
   if (path == "/metrics") {
     return StaticResponse::send(stream, 200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render());
   }
-  if (path.starts_with("/debug/cache/") && cache_ != nullptr) {
+  if (path.starts_with("/debug/cache/") && cache_ != nullptr && debug_dump_) {
     std::string body = cache_->debugList(path.substr(13));
     if (!body.empty()) return StaticResponse::send(stream, 200, "application/json", std::move(body));
   }

@@ -35,7 +35,12 @@ class AdminRouter : public Router {
               std::chrono::milliseconds dial_timeout, Metrics& metrics, UpstreamHealth& health);
   // The cache whose sync /readyz waits for and /debug/cache/RESOURCE shows
   // (may stay null: no cache configured). Same loop as this router.
-  void setCache(const CacheManager* cache) { cache_ = cache; }
+  // `debug_dump`: serve /debug/cache/RESOURCE (the cached objects, secrets
+  // included): only when the admin listener is loopback.
+  void setCache(const CacheManager* cache, bool debug_dump) {
+    cache_ = cache;
+    debug_dump_ = debug_dump;
+  }
   ~AdminRouter() override;
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
   // Set once shutdown begins: /readyz fails so load balancers move away.
@@ -48,6 +53,7 @@ class AdminRouter : public Router {
   UpstreamPool pool_;
   std::unique_ptr<Probe> probe_;
   const CacheManager* cache_ = nullptr;
+  bool debug_dump_ = false;
   bool shutting_down_ = false;
 };
 
