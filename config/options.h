@@ -47,6 +47,9 @@ struct ProxyOptions {
   std::chrono::milliseconds authentication_negative_cache_ttl{std::chrono::minutes(2)};
   std::chrono::milliseconds authorization_cache_authorized_ttl{std::chrono::minutes(5)};
   std::chrono::milliseconds authorization_cache_unauthorized_ttl{std::chrono::seconds(30)};
+  int64_t max_concurrent_streams = 250;
+  std::chrono::milliseconds client_idle_timeout{std::chrono::seconds(90)};
+  std::chrono::milliseconds request_header_timeout{std::chrono::seconds(32)};
   int64_t max_request_header_bytes = 1 << 20;
   int64_t max_header_count = 256;
   bool show_help = false;

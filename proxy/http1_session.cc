@@ -6,6 +6,7 @@
 
 #include "config/log.h"
 #include "proxy/static_response.h"
+#include "proxy/upstream.h"
 
 namespace kcp::proxy {
 namespace {
@@ -24,7 +25,8 @@ Http1Session::Http1Session(SessionHost& host, Router& router, const ClientLimits
       limits_(limits),
       bev_(bev),
       peer_(std::move(peer)),
-      pump_ev_(event_new(host.base(), -1, 0, onPumpCb, this)) {
+      pump_ev_(event_new(host.base(), -1, 0, onPumpCb, this)),
+      wait_timer_(evtimer_new(host.base(), onWaitTimeoutCb, this)) {
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
   http_parser_settings_init(&settings_);
@@ -45,6 +47,7 @@ Http1Session::~Http1Session() {
   }
   bufferevent_free(bev_);
   event_free(pump_ev_);
+  event_free(wait_timer_);
   host_.metrics().client_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -52,7 +55,24 @@ void Http1Session::start() {
   bufferevent_setcb(bev_, onReadCb, onWriteCb, onEventCb, this);
   bufferevent_setwatermark(bev_, EV_WRITE, kOutputHighWatermark / 2, 0);
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  awaitRequest(false);
   onRead();
+}
+
+void Http1Session::awaitRequest(bool head_started) {
+  head_started_ = head_started;
+  const timeval tv = timevalOf(head_started ? limits_.header_timeout : limits_.idle_timeout);
+  evtimer_add(wait_timer_, &tv);
+}
+
+void Http1Session::onWaitTimeoutCb(evutil_socket_t, short, void* p) {
+  auto& s = self(p);
+  if (s.head_started_) {
+    s.host_.metrics().recordRejection("header_timeout");
+    s.close("request head not complete in time");
+  } else {
+    s.close("idle");
+  }
 }
 
 void Http1Session::drain() {
@@ -66,6 +86,7 @@ void Http1Session::close(const char* why) {
   closing_ = true;
   log::verbose(2, "client connection closed", {{"client", peer_.address}, {"reason", why}});
   bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  evtimer_del(wait_timer_);
   host_.release(this);
 }
 
@@ -147,7 +168,9 @@ bool Http1Session::countHeaderBytes(size_t len) {
 }
 
 int Http1Session::onMessageBegin(http_parser* p) noexcept {
-  self(p).resetRequestState();
+  auto& s = self(p);
+  s.resetRequestState();
+  s.awaitRequest(true);
   return 0;
 }
 
@@ -184,6 +207,7 @@ int Http1Session::onHeaderValue(http_parser* p, const char* at, size_t len) noex
 
 int Http1Session::onHeadersComplete(http_parser* p) noexcept {
   auto& s = self(p);
+  evtimer_del(s.wait_timer_);  // the handler's exchange takes as long as it takes (watches)
   RequestHead& h = s.head_;
   h.method = http_method_str(static_cast<http_method>(p->method));
   h.scheme = s.peer_.tls ? "https" : "http";
@@ -373,6 +397,7 @@ void Http1Session::finishExchange() {
     return;
   }
   resetRequestState();
+  awaitRequest(false);
   bufferevent_enable(bev_, EV_READ);
   onRead();  // a pipelined request may be waiting
 }

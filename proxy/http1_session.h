@@ -47,6 +47,10 @@ class Http1Session : public Session, public DownstreamStream {
   static void onWriteCb(bufferevent*, void* p) { self(p).onWrite(); }
   static void onEventCb(bufferevent*, short what, void* p);
   static void onPumpCb(evutil_socket_t, short, void* p) { self(p).pump(); }
+  static void onWaitTimeoutCb(evutil_socket_t, short, void* p);
+  // Arms the timer for a connection waiting for a request (idle) or for the
+  // rest of a request head (header timeout).
+  void awaitRequest(bool head_started);
 
   static int onMessageBegin(http_parser* p) noexcept;
   static int onUrl(http_parser* p, const char* at, size_t len) noexcept;
@@ -65,6 +69,8 @@ class Http1Session : public Session, public DownstreamStream {
   http_parser parser_;
   http_parser_settings settings_;
   event* pump_ev_;
+  event* wait_timer_;
+  bool head_started_ = false;  // the timer runs for a request head, not idleness
 
   // The request being parsed / served.
   RequestHead head_;

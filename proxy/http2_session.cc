@@ -10,6 +10,7 @@
 #include "config/log.h"
 #include "proxy/nghttp2_io.h"
 #include "proxy/static_response.h"
+#include "proxy/upstream.h"
 
 namespace kcp::proxy {
 namespace {
@@ -76,8 +77,19 @@ Http2Session::Http2Session(SessionHost& host, Router& router, const ClientLimits
       limits_(limits),
       bev_(bev),
       peer_(std::move(peer)),
-      flush_ev_(event_new(host.base(), -1, 0, onFlushCb, this)) {
+      flush_ev_(event_new(host.base(), -1, 0, onFlushCb, this)),
+      idle_timer_(evtimer_new(host.base(), onIdleCb, this)) {
   host_.metrics().client_connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Http2Session::armIdle() {
+  const timeval tv = timevalOf(limits_.idle_timeout);
+  evtimer_add(idle_timer_, &tv);
+}
+
+void Http2Session::onIdleCb(evutil_socket_t, short, void* p) {
+  // No stream for the idle timeout: GOAWAY, as Go's http2 server does.
+  self(p).drain();
 }
 
 Http2Session::~Http2Session() {
@@ -89,6 +101,7 @@ Http2Session::~Http2Session() {
   if (session_ != nullptr) nghttp2_session_del(session_);
   bufferevent_free(bev_);
   event_free(flush_ev_);
+  event_free(idle_timer_);
   host_.metrics().client_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -115,6 +128,7 @@ void Http2Session::start() {
   bufferevent_setcb(bev_, onReadCb, onWriteCb, onEventCb, this);
   bufferevent_setwatermark(bev_, EV_WRITE, kOutputHighWatermark / 2, 0);
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  armIdle();
   onRead();
 }
 
@@ -131,6 +145,7 @@ void Http2Session::close(const char* why) {
   closing_ = true;
   log::verbose(2, "client connection closed", {{"client", peer_.address}, {"reason", why}});
   bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  evtimer_del(idle_timer_);
   host_.release(this);
 }
 
@@ -208,6 +223,7 @@ int Http2Session::onBeginHeaders(nghttp2_session* session, const nghttp2_frame* 
   auto stream = std::make_unique<Stream>(s, frame->hd.stream_id);
   nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream.get());
   s.streams_[frame->hd.stream_id] = std::move(stream);
+  evtimer_del(s.idle_timer_);
   return 0;
 }
 
@@ -281,6 +297,7 @@ int Http2Session::onStreamClose(nghttp2_session*, int32_t id, uint32_t, void* p)
   if (it == s.streams_.end()) return 0;
   std::unique_ptr<Stream> st = std::move(it->second);
   s.streams_.erase(it);
+  if (s.streams_.empty() && !s.closing_) s.armIdle();
   if (st->handler_) st->handler_->onDownstreamClosed();
   return 0;  // st and its handler are destroyed here
 }

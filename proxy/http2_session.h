@@ -64,6 +64,9 @@ class Http2Session : public Session {
   PeerInfo peer_;
   nghttp2_session* session_ = nullptr;
   event* flush_ev_;
+  event* idle_timer_;  // armed while no stream is open
+  static void onIdleCb(evutil_socket_t, short, void* p);
+  void armIdle();
   bool closing_ = false;
   bool finishing_ = false;  // session over, last bytes still being written
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;

@@ -132,6 +132,9 @@ int run(const config::ProxyOptions& opts) {
   ClientLimits limits;
   limits.max_header_bytes = opts.max_request_header_bytes;
   limits.max_header_count = opts.max_header_count;
+  limits.max_concurrent_streams = uint32_t(std::min<int64_t>(opts.max_concurrent_streams, UINT32_MAX));
+  limits.idle_timeout = opts.client_idle_timeout;
+  limits.header_timeout = opts.request_header_timeout;
 
   std::vector<ListenSpec> listens = {{opts.listen, server_ctx.get()}};
   if (!opts.listen_insecure.empty()) listens.push_back({opts.listen_insecure, nullptr});

@@ -6,6 +6,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 
@@ -27,6 +28,11 @@ struct ClientLimits {
   int64_t max_header_bytes = 1 << 20;
   int64_t max_header_count = 256;
   uint32_t max_concurrent_streams = 250;
+  // As kube-apiserver's http.Server: a connection with no request in
+  // progress is closed after idle_timeout; an HTTP/1.1 request head must
+  // arrive within header_timeout of its first byte (slowloris).
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(90)};
+  std::chrono::milliseconds header_timeout{std::chrono::seconds(32)};
 };
 
 // Why a client connection's bufferevent reported `what`, for the log line
