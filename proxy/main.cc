@@ -162,7 +162,7 @@ int run(const config::ProxyOptions& opts) {
                                     std::chrono::duration_cast<std::chrono::seconds>(opts.cache_snapshot_age)};
     cache = std::make_unique<CacheManager>(admin.base(), *cache_pool, credentials, opts.cache_resources,
                                            opts.cache_lazy, limits, metrics);
-    if (admin_router != nullptr) admin_router->setCache(cache.get(), isLoopbackAddress(opts.admin_listen));
+    if (admin_router != nullptr) admin_router->setCache(cache.get(), !opts.admin_listen.empty() && isLoopbackAddress(opts.admin_listen));
     cache->start();
   }
   AuthCache auth_cache({opts.authentication_cache_ttl, opts.authentication_negative_cache_ttl,
