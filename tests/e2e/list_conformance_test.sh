@@ -36,5 +36,7 @@ mostly_from_cache() { local after; after=$(cached_consistent); echo "cache-serve
 before=$(cached_consistent)
 check "read your writes: a consistent LIST through the proxy after each of 50 creates sees it" read_your_writes
 check "and those consistent LISTs were answered from the cache (it caught up with each write)" mostly_from_cache
+python_client() { (cd "$ROOT/tests/e2e" && /usr/bin/python3 python_client.py "$iport" "$K" conf-1); }
+check "the Python kubernetes client lists the same objects through the proxy as directly" python_client
 check "the proxy logged no sanitizer report" bash -c "! grep -E 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' '$state/proxy.log'"
 finish
