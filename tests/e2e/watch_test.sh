@@ -29,7 +29,7 @@ current-context: proxy
 KC
 
 watch_conformance() { (cd "$ROOT/tests/e2e" && /usr/bin/python3 watch_conformance.py "$iport" "$aport" "$K" "$KCLUSTER" --seed "$1"); }
-check "13 kinds of watch (metadata-only too) through the proxy and directly during churn: the same events" watch_conformance 1
+check "18 kinds of watch (metadata-only and protobuf too) through the proxy and directly during churn: the same events" watch_conformance 1
 
 upstream_watches() {
   kubectl --kubeconfig "$K" get --raw /metrics |
