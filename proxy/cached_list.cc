@@ -287,7 +287,7 @@ void CachedList::refill() {
         break;
       }
       const cache::BTree::Node* leaf = cursor_.leaf();
-      if (gzip_ && !metadata_only_ && plan_.filter.empty() && !first_item_ && cursor_.indexInLeaf() == 0 &&
+      if (gzip_ && !metadata_only_ && plan_.filter.empty() && (protobuf_ || !first_item_) && cursor_.indexInLeaf() == 0 &&
           std::string_view(leaf->objects.back()->key).starts_with(plan_.prefix)) {
         // A whole leaf inside the list: splice its fragment.
         addLeaf(leaf);
