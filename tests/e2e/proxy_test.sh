@@ -216,6 +216,37 @@ check "HTTP/2 (client-go transport): the same, through HTTP/2 flow control" \
   "$KCLUSTER" slowread --kubeconfig "$state/release.kubeconfig" --pid "$release" \
   --path /apis/example.com/v1/namespaces/slow-0/widgets --expect-items $((mb * 10)) --pause 20s --max-rss-growth-mb 64
 kill "$release"; wait "$release"
+# The same LIST answered from the cache, ten readers at once: the cache holds
+# the objects already, each response only references them as it goes.
+cport=$(free_port) caport=$(free_port)
+"$ROOT/build/kube-cache-proxy" --upstream-kubeconfig "$ADMIN_KUBECONFIG" --state-dir "$state/cached" \
+  --listen "127.0.0.1:$(free_port)" --listen-insecure "127.0.0.1:$cport" --admin-listen "127.0.0.1:$caport" \
+  --cache-resources widgets.example.com >"$state/cached.log" 2>&1 &
+cached=$!
+for _ in $(seq 100); do
+  [[ $(curl -s -o /dev/null -w '%{http_code}' -A kcp-e2e "http://127.0.0.1:$cport/apis/example.com/v1/namespaces/slow-0/widgets?resourceVersion=0&limit=1") == 200 ]] && break
+  sleep 0.2
+done
+cached_slow_readers() {
+  local pids=() i failed=0
+  sleep 2  # the cache synced (its first LIST) before the readers' baseline is taken
+  for i in $(seq 10); do
+    /usr/bin/python3 "$ROOT/tests/e2e/slow_reader.py" --port "$cport" --pid "$cached" \
+      --path "/apis/example.com/v1/namespaces/slow-0/widgets?resourceVersion=0" --expect-items $((mb * 10)) \
+      --pause 20 --max-rss-growth-mb 640 >"$state/reader.$i" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed=$((failed + 1)); done
+  cat "$state"/reader.* | sort | uniq -c | head -5
+  local from_cache
+  from_cache=$(curl -s "http://127.0.0.1:$caport/metrics" |
+    awk '/^kube_cache_proxy_requests_total\{verb="list"/ && /served_from="cache"/ {s += $2} END {print s + 0}')
+  echo "LISTs served from the cache: $from_cache"
+  ((failed == 0 && from_cache >= 10))
+}
+check "10 readers pausing 20 s in the same cached LIST: every byte, proxy RSS < 10 x 64 MB above its level" \
+  cached_slow_readers
+kill "$cached"; wait "$cached"
 
 check "the proxy logged no crash or sanitizer report" bash -c "! grep -E 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' '$state/proxy.log'"
 check "SIGTERM stops the proxy cleanly" bash -c "kill -TERM $proxy; for i in \$(seq 50); do kill -0 $proxy 2>/dev/null || exit 0; sleep 0.2; done; exit 1"
