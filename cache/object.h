@@ -26,6 +26,8 @@ using SelectableFields = std::vector<SelectableField>;
 // How a store holds its objects: kube-apiserver's JSON, or its protobuf
 // (built-in types only) for clients that ask for it.
 enum class Encoding { kJson, kProtobuf };
+// "json" or "protobuf", for logs and metric labels.
+inline const char* encodingName(Encoding e) { return e == Encoding::kProtobuf ? "protobuf" : "json"; }
 
 struct Object {
   // "namespace/name", or "name" when cluster-scoped: the store's sort key, in

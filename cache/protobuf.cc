@@ -143,7 +143,10 @@ std::optional<ListPage> scanList(std::string_view raw, std::string* error) {
         if (m.number == 2 && m.wire_type == 2) page.resource_version = m.bytes;
         if (m.number == 3 && m.wire_type == 2) page.continue_token = m.bytes;
       }
-      if (meta.failed()) break;
+      if (meta.failed()) {
+        *error = "malformed protobuf ListMeta";
+        return std::nullopt;
+      }
     } else if (f.number == 2) {
       page.items.push_back(f.bytes);
     }
@@ -170,7 +173,10 @@ std::optional<WatchEvent> scanWatchEvent(std::string_view message, std::string* 
           object = true;
         }
       }
-      if (ext.failed()) break;
+      if (ext.failed()) {
+        object = false;  // a malformed RawExtension is no object, whatever came before the damage
+        break;
+      }
     }
   }
   if (r.failed() || e.type.empty() || !object) {

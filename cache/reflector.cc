@@ -113,7 +113,7 @@ void Reflector::onListPage(int status, const std::string& body) {
   std::snprintf(secs, sizeof secs, "%.2f", seconds);
   // One progress line per resource and (re)list: what it holds and what it took.
   log::info(synced_ ? "relisted" : "synced",
-            {{"resource", resource_.path}, {"encoding", protobuf() ? "protobuf" : "json"}, {"objects", std::to_string(listed_.size())},
+            {{"resource", resource_.path}, {"encoding", encodingName(resource_.encoding)}, {"objects", std::to_string(listed_.size())},
              {"bytes", std::to_string(bytes)}, {"seconds", secs}, {"resourceVersion", std::to_string(list_rv_)},
              {"changes", std::to_string(diff.size())}});
   listed_.clear();

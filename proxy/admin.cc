@@ -73,9 +73,7 @@ class AdminRouter::Probe : public UpstreamStreamHandler {
     head.method = "GET";
     head.path = "/readyz";
     head.end_stream = true;
-    if (const std::string token = credentials_.bearerToken(); !token.empty()) {
-      head.headers.push_back({"authorization", "Bearer " + token});
-    }
+    credentials_.authorize(head);
     stream_ = pool_.submit(std::move(head), this);
   }
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "config/log.h"
+#include "proxy/proxy_router.h"
 #include "proxy/static_response.h"
 
 namespace kcp::proxy {
@@ -134,15 +135,15 @@ std::string AuthCache::decisionKey(const UserInfo& user, const RequestInfo& info
   return key;
 }
 
-AuthorizedRead::AuthorizedRead(UpstreamPool& pool, std::vector<Header> headers, AuthCache& cache, Identity identity,
-                               RequestInfo info, ResponseForm status_form, DownstreamStream& stream, Allowed allowed,
+AuthorizedRead::AuthorizedRead(UpstreamPool& pool, ProxyCredentials& credentials, AuthCache& cache, Identity identity,
+                               RequestInfo info, bool protobuf_status, DownstreamStream& stream, Allowed allowed,
                                Forward forward)
     : pool_(pool),
-      headers_(std::move(headers)),
+      credentials_(credentials),
       cache_(cache),
       identity_(std::move(identity)),
       info_(std::move(info)),
-      status_form_(status_form),
+      protobuf_status_(protobuf_status),
       stream_(stream),
       allowed_(std::move(allowed)),
       forward_(std::move(forward)) {
@@ -234,7 +235,7 @@ void AuthorizedRead::review(const std::string& path, std::string body) {
   RequestHead head;
   head.method = "POST";
   head.path = path;
-  head.headers = headers_;
+  credentials_.authorize(head);
   head.headers.push_back({"content-type", "application/json"});
   head.headers.push_back({"accept", "application/json"});
   head.headers.push_back({"user-agent", "kube-cache-proxy/auth"});
@@ -330,7 +331,7 @@ void AuthorizedRead::onUpstreamComplete() {
 }
 
 void AuthorizedRead::fail(const encoder::Status& status) {
-  decide(StaticResponse::sendStatus(stream_, status, status_form_.encoding == cache::Encoding::kProtobuf));
+  decide(StaticResponse::sendStatus(stream_, status, protobuf_status_));
 }
 
 void AuthorizedRead::abandon() {

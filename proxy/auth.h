@@ -19,10 +19,11 @@
 #include "encoder/status.h"
 #include "proxy/deferred_handler.h"
 #include "proxy/request_info.h"
-#include "proxy/response_form.h"
 #include "proxy/upstream.h"
 
 namespace kcp::proxy {
+
+class ProxyCredentials;
 
 struct UserInfo {
   std::string name, uid;
@@ -99,10 +100,10 @@ class AuthorizedRead : public DeferredHandler, public UpstreamStreamHandler {
  public:
   using Allowed = std::function<RequestHandlerPtr()>;
   using Forward = std::function<RequestHandlerPtr()>;
-  // `headers`: the proxy's own Authorization for its reviews.
-  AuthorizedRead(UpstreamPool& pool, std::vector<Header> headers, AuthCache& cache, Identity identity,
-                 RequestInfo info, ResponseForm status_form, DownstreamStream& stream, Allowed allowed,
-                 Forward forward);
+  // The reviews go on `pool` with `credentials`; refusals are in protobuf
+  // when `protobuf_status` (the client takes protobuf first).
+  AuthorizedRead(UpstreamPool& pool, ProxyCredentials& credentials, AuthCache& cache, Identity identity,
+                 RequestInfo info, bool protobuf_status, DownstreamStream& stream, Allowed allowed, Forward forward);
   ~AuthorizedRead() override;
 
   void onUpstreamResponse(const ResponseHead& head, bool end_stream) override;
@@ -119,11 +120,11 @@ class AuthorizedRead : public DeferredHandler, public UpstreamStreamHandler {
   void abandon() override;
 
   UpstreamPool& pool_;
-  std::vector<Header> headers_;
+  ProxyCredentials& credentials_;
   AuthCache& cache_;
   Identity identity_;
   RequestInfo info_;
-  ResponseForm status_form_;
+  bool protobuf_status_;
   DownstreamStream& stream_;
   Allowed allowed_;
   Forward forward_;

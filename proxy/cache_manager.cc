@@ -152,9 +152,7 @@ class CacheManager::Transport : public cache::ReflectorTransport {
                                    ? "application/vnd.kubernetes.protobuf, application/json"
                                    : "application/json"},
                     {"user-agent", "kube-cache-proxy/reflector"}};
-    if (const std::string token = credentials_.bearerToken(); !token.empty()) {
-      head.headers.push_back({"authorization", "Bearer " + token});
-    }
+    credentials_.authorize(head);
     Exchange* raw = ex.get();
     exchanges_.push_back(std::move(ex));
     raw->begin(pool_.submit(std::move(head), raw));
@@ -243,9 +241,8 @@ void CacheManager::add(const std::string& name, bool required, cache::Encoding e
   cached_.push_back(std::move(owned));
   const auto& c = cached_.back();
   Cached* cp = c.get();
-  const bool protobuf = encoding == cache::Encoding::kProtobuf;
   const std::string labels =
-      "resource=\"" + cp->name + "\",encoding=\"" + (protobuf ? "protobuf" : "json") + "\"";
+      "resource=\"" + cp->name + "\",encoding=\"" + cache::encodingName(encoding) + "\"";
   metrics_.addGauge("kube_cache_proxy_cache_objects", labels, "Objects held in the cache.",
                     [cp] { return double(cp->store->stats().objects); });
   metrics_.addGauge("kube_cache_proxy_cache_bytes", labels,
@@ -327,7 +324,7 @@ void CacheManager::onRequested(evutil_socket_t, short, void* self) {
   for (cache::Reflector* r : progress) r->requestProgress();
   for (const auto& [name, encoding] : names) {
     log::info("caching on first request",
-              {{"resource", name}, {"encoding", encoding == cache::Encoding::kProtobuf ? "protobuf" : "json"}});
+              {{"resource", name}, {"encoding", cache::encodingName(encoding)}});
     m->add(name, false, encoding);
   }
 }
@@ -432,7 +429,7 @@ void CacheManager::discover(size_t index) {
         c.transport = std::make_unique<Transport>(base_, pool_, credentials_, c.encoding);
         c.reflector = std::make_unique<cache::Reflector>(c.info, *c.store, *c.transport);
         log::info("caching", {{"resource", c.name}, {"path", c.info.path}, {"kind", c.info.kind},
-                              {"encoding", c.encoding == cache::Encoding::kProtobuf ? "protobuf" : "json"}});
+                              {"encoding", cache::encodingName(c.encoding)}});
         auto served = std::make_shared<CachedResource>();
         served->encoding = c.encoding;
         served->group = group;
@@ -484,16 +481,18 @@ void CacheManager::discover(size_t index) {
   });
 }
 
-std::shared_ptr<const CachedResource> CacheManager::find(std::string_view group, std::string_view version,
-                                                        std::string_view resource, cache::Encoding encoding) const {
+CacheManager::Found CacheManager::find(std::string_view group, std::string_view version,
+                                       std::string_view resource) const {
+  Found found;
   std::lock_guard lock(registry_mu_);
   for (const auto& r : registry_) {
-    if (r->group == group && r->version == version && r->resource == resource && r->encoding == encoding &&
-        (r->reflector->synced() || r->reflector->unsupported())) {
-      return r;
+    if (r->group != group || r->version != version || r->resource != resource) continue;
+    if (r->encoding == cache::Encoding::kJson && r->reflector->synced()) found.json = r;
+    if (r->encoding == cache::Encoding::kProtobuf && (r->reflector->synced() || r->reflector->unsupported())) {
+      found.protobuf = r;
     }
   }
-  return nullptr;
+  return found;
 }
 
 bool CacheManager::synced() const {

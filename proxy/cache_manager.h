@@ -74,10 +74,12 @@ class CacheManager {
   std::string notSyncedReason() const;
 
   // Thread-safe: the synced cached resource for group/version/resource in
-  // `encoding`, or null. A protobuf one is also returned once it is known to
-  // have no protobuf form (its reflector's unsupported()).
-  std::shared_ptr<const CachedResource> find(std::string_view group, std::string_view version,
-                                             std::string_view resource, cache::Encoding encoding) const;
+  // each encoding, null where there is none. A protobuf one is also given
+  // once it is known to have no protobuf form (its reflector's unsupported()).
+  struct Found {
+    std::shared_ptr<const CachedResource> json, protobuf;
+  };
+  Found find(std::string_view group, std::string_view version, std::string_view resource) const;
 
   // The cache's contents for one resource (name as configured) as a JSON
   // LIST body at the cache's resourceVersion: for tests and debugging.

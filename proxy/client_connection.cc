@@ -95,10 +95,11 @@ void ClientHandshake::onReady() {
   // TLS done: ALPN decides.
   const unsigned char* alpn = nullptr;
   unsigned int len = 0;
-  SSL_get0_alpn_selected(bufferevent_openssl_get_ssl(bev_), &alpn, &len);
+  SSL* ssl = bufferevent_openssl_get_ssl(bev_);
+  SSL_get0_alpn_selected(ssl, &alpn, &len);
   const bool h2 = len == 2 && std::memcmp(alpn, "h2", 2) == 0;
   PeerInfo peer{peer_address_, true, h2 ? "h2" : "http/1.1"};
-  clientCertificateIdentity(bufferevent_openssl_get_ssl(bev_), peer.cert_user, peer.cert_groups);
+  clientCertificateIdentity(ssl, peer.cert_user, peer.cert_groups);
   handOver(h2, std::move(peer));
 }
 

@@ -28,10 +28,6 @@ void addSingleObject(evbuffer* out, const cache::ObjectPtr& object, ResponseForm
   }
 }
 
-}  // namespace kcp::proxy
-
-namespace kcp::proxy {
-
 std::string_view protobufObjectBytes(const cache::Object& object, bool metadata_only) {
   const std::string_view bytes = object.bytes;
   return metadata_only ? bytes.substr(0, object.metadata_end) : bytes;

@@ -45,6 +45,10 @@ std::string ProxyCredentials::bearerToken() {
   return token_;
 }
 
+void ProxyCredentials::authorize(RequestHead& head) {
+  if (const std::string token = bearerToken(); !token.empty()) head.headers.push_back({"authorization", "Bearer " + token});
+}
+
 ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx,
                          SSL_CTX* passthrough_ctx, ProxyCredentials& credentials,
                          std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive,
@@ -103,11 +107,6 @@ Identity ProxyRouter::identify(const RequestHead& head, const PeerInfo& peer) co
   return who;
 }
 
-std::vector<Header> ProxyRouter::proxyAuthorization() {
-  if (const std::string token = credentials_.bearerToken(); !token.empty()) return {{"authorization", "Bearer " + token}};
-  return {};
-}
-
 RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& stream) {
   RequestInfo info = parseRequestInfo(head.method, head.path);
   Identity who = identify(head, stream.peer());
@@ -132,12 +131,11 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
     if (auto handler = fromCache(head, info, stream)) return handler;
   } else if (cacheable && (who.kind == Identity::Kind::kToken || who.kind == Identity::Kind::kUser)) {
     // Served from the cache only once kube-apiserver says this user may.
-    if (!cache_->find(info.api_group, info.api_version, info.resource, cache::Encoding::kJson)) {
+    if (!cache_->find(info.api_group, info.api_version, info.resource).json) {
       cache_->requestCaching(info.api_group, info.resource, cache::Encoding::kJson);
     } else {
-      const ResponseForm status_form{prefersProtobuf(head) ? cache::Encoding::kProtobuf : cache::Encoding::kJson, false};
       return std::make_unique<AuthorizedRead>(
-          as_proxy_, proxyAuthorization(), *auth_.cache, std::move(who), info, status_form, stream,
+          as_proxy_, credentials_, *auth_.cache, std::move(who), info, prefersProtobuf(head), stream,
           [this, head, info, &stream]() -> RequestHandlerPtr {
             if (auto handler = fromCache(head, info, stream)) return handler;
             return forward(head, info, stream);
@@ -151,11 +149,10 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
 RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream) {
   // Each encoding has its own store; a resource found to have no protobuf
   // form (custom resources) is answered in JSON, as kube-apiserver does.
-  const auto protobuf = cache_->find(info.api_group, info.api_version, info.resource, cache::Encoding::kProtobuf);
-  const auto form = cacheResponseForm(head, info.verb, !protobuf || !protobuf->reflector->unsupported());
+  const auto found = cache_->find(info.api_group, info.api_version, info.resource);
+  const auto form = cacheResponseForm(head, info.verb, !found.protobuf || !found.protobuf->reflector->unsupported());
   if (!form) return nullptr;
-  const auto cached =
-      form->encoding == cache::Encoding::kProtobuf ? protobuf : cache_->find(info.api_group, info.api_version, info.resource, cache::Encoding::kJson);
+  const auto& cached = form->encoding == cache::Encoding::kProtobuf ? found.protobuf : found.json;
   if (!cached) {
     cache_->requestCaching(info.api_group, info.resource, form->encoding);
     return nullptr;
@@ -238,9 +235,8 @@ RequestHandlerPtr ProxyRouter::consistentRead(const std::shared_ptr<const Cached
   probe.method = "GET";
   probe.path = cached->path + "?limit=1";
   probe.end_stream = true;
-  probe.headers = proxyAuthorization();
-  probe.headers.push_back({"accept", "application/json"});
-  probe.headers.push_back({"user-agent", "kube-cache-proxy/consistent-read"});
+  probe.headers = {{"accept", "application/json"}, {"user-agent", "kube-cache-proxy/consistent-read"}};
+  credentials_.authorize(probe);
   auto fwd = [this, head, info, &stream] { return forward(head, info, stream); };
   return std::make_unique<ConsistentRead>(base_, as_proxy_, std::move(probe), *cached, consistent_read_wait_,
                                           std::move(serve), std::move(fwd));
@@ -268,7 +264,7 @@ RequestHandlerPtr ProxyRouter::forward(const RequestHead& head, RequestInfo info
   if (!as_client) {
     pool = &as_proxy_;
     std::erase_if(up.headers, [](const Header& h) { return h.name.starts_with("impersonate-"); });
-    for (auto& h : proxyAuthorization()) up.headers.push_back(std::move(h));
+    credentials_.authorize(up);
     if (who.kind == Identity::Kind::kUser) {
       up.headers.push_back({"impersonate-user", who.user.name});
       for (const auto& g : who.user.groups) {

@@ -29,6 +29,8 @@ class ProxyCredentials {
                             std::chrono::milliseconds recheck = std::chrono::seconds(10));
   // The current token, or "" when the proxy authenticates by client certificate.
   std::string bearerToken();
+  // Adds the proxy's token to a request it sends upstream, if it has one.
+  void authorize(RequestHead& head);
 
  private:
   std::mutex mu_;
@@ -76,8 +78,6 @@ class ProxyRouter : public Router {
   // on its behalf (Impersonate-* for certificate users), or the proxy's.
   RequestHandlerPtr forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream);
   Identity identify(const RequestHead& head, const PeerInfo& peer) const;
-  // The proxy's bearer token as a request header, if it has one.
-  std::vector<Header> proxyAuthorization();
   // This worker's wake-up feed for watchers of `store`.
   WatchFeed& feed(cache::Store& store);
 

@@ -155,3 +155,20 @@ TEST_CASE("a protobuf watch frame is its length and a WatchEvent around the enve
   CHECK(envelope->kind == "Pod");
   CHECK(envelope->raw == obj);
 }
+
+TEST_CASE("a damaged ListMeta or RawExtension is refused, not read in part", "[protobuf]") {
+  std::string error;
+  std::string list;
+  pb::appendBytesField(list, 1, std::string("\x12\x02" "12" "\x1a\x09" "cut", 9));  // continue runs past ListMeta's end
+  pb::appendBytesField(list, 2, object(objectMeta("a", "ns", "10")));
+  CHECK_FALSE(pb::scanList(list, &error));
+  CHECK(error == "malformed protobuf ListMeta");
+  std::string extension;
+  pb::appendBytesField(extension, 1, "object");
+  extension += "\x0a\x7f";  // a second raw field whose length runs past the end
+  std::string event;
+  pb::appendBytesField(event, 1, "ADDED");
+  pb::appendBytesField(event, 2, extension);
+  CHECK_FALSE(pb::scanWatchEvent(event, &error));
+  CHECK(error == "malformed protobuf watch event");
+}
