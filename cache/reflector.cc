@@ -38,6 +38,45 @@ Reflector::Reflector(ResourceInfo resource, Store& store, ReflectorTransport& tr
 
 void Reflector::start() { list(""); }
 
+void Reflector::resume(const std::vector<std::string>& objects, uint64_t rv, bool sorted_list_keys) {
+  list_started_ = std::chrono::steady_clock::now();
+  std::vector<ObjectPtr> parsed;
+  parsed.reserve(objects.size());
+  std::string error;
+  for (const auto& bytes : objects) {
+    ObjectPtr obj = toObject(bytes, &error);
+    if (!obj) {
+      log::warning("saved cache state unusable; listing instead", {{"resource", resource_.path}, {"reason", error}});
+      start();
+      return;
+    }
+    parsed.push_back(std::move(obj));
+  }
+  store_.replace(parsed, rv);
+  sorted_list_keys_ = sorted_list_keys;
+  resuming_ = true;
+  resumed_events_ = 0;
+  progress_watch_ = true;  // its bookmark tells that the cache has caught up
+  watch();
+}
+
+std::optional<std::chrono::steady_clock::time_point> Reflector::staleSince() const {
+  const int64_t ticks = stale_since_.load(std::memory_order_relaxed);
+  if (ticks == 0) return std::nullopt;
+  return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(ticks));
+}
+
+void Reflector::markStale() {
+  int64_t fresh = 0;
+  stale_since_.compare_exchange_strong(fresh, std::chrono::steady_clock::now().time_since_epoch().count(),
+                                       std::memory_order_relaxed);
+}
+
+void Reflector::markCurrent() {
+  stale_since_.store(0, std::memory_order_relaxed);
+  backoff_ = std::chrono::milliseconds(0);  // upstream works again: the next failure retries soon
+}
+
 ObjectPtr Reflector::toObject(std::string_view bytes, std::string* error) const {
   if (protobuf()) return protobuf::parseObject(std::string(bytes), error);
   // Stored in list-item form: typed objects lose the kind/apiVersion prefix
@@ -118,6 +157,8 @@ void Reflector::onListPage(int status, const std::string& body) {
              {"changes", std::to_string(diff.size())}});
   listed_.clear();
   synced_ = true;
+  resuming_ = false;
+  markCurrent();
   backoff_ = std::chrono::milliseconds(0);
   // Protobuf bookmarks are made from one kube-apiserver sent: ask for one now.
   if (protobuf() && !bookmark_template_.load()) progress_watch_ = true;
@@ -169,8 +210,23 @@ void Reflector::onWatchEvent(std::string_view line) {
     // Bookmarks carry only metadata.resourceVersion (no name): read just that.
     if (const auto rv = protobuf() ? protobuf::resourceVersion(event->object) : jsonBookmarkResourceVersion(event->object)) {
       store_.bookmark(*rv);
+      markCurrent();
       if (protobuf() && !bookmark_template_.load()) {
         bookmark_template_.store(std::make_shared<const std::string>(event->object));
+      }
+      if (resuming_) {
+        resuming_ = false;
+        synced_ = true;
+        backoff_ = std::chrono::milliseconds(0);
+        const auto stats = store_.stats();
+        char secs[32];
+        std::snprintf(secs, sizeof secs, "%.2f",
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - list_started_).count());
+        log::info("resumed from saved state",
+                  {{"resource", resource_.path}, {"encoding", encodingName(resource_.encoding)},
+                   {"objects", std::to_string(stats.objects)}, {"bytes", std::to_string(stats.object_bytes)},
+                   {"seconds", secs}, {"resourceVersion", std::to_string(stats.resource_version)},
+                   {"events_replayed", std::to_string(resumed_events_)}});
       }
     }
     if (progress_watch_) {
@@ -190,16 +246,20 @@ void Reflector::onWatchEvent(std::string_view line) {
     // Something does not add up: never guess, rebuild from a LIST.
     transport_.cancelWatch();
     retry("watch event not applicable (" + event->type + "): " + error, true);
+    return;
   }
+  ++resumed_events_;
+  if (!resuming_) markCurrent();  // resuming: current only once the replay has ended (its bookmark)
 }
 
 void Reflector::onWatchEnd(int status, const std::string& reason) {
   if (status == 410) {
     retry("watch expired (410)", true);
   } else if (status == 200) {
-    // A normal end (server timeout): resume at once from where we are.
+    // A normal end (server timeout): resume at once from where we are. While
+    // resuming from saved state, keep asking for the bookmark that ends it.
     if (!progress_watch_) ++reconnects_;
-    progress_watch_ = false;
+    progress_watch_ = resuming_;
     watch();
   } else {
     retry("watch ended: " + (status == 0 ? reason : "HTTP " + std::to_string(status)), false);
@@ -207,6 +267,7 @@ void Reflector::onWatchEnd(int status, const std::string& reason) {
 }
 
 void Reflector::retry(const std::string& why, bool relist) {
+  markStale();
   last_error_ = why;
   progress_watch_ = false;
   state_ = State::kBackoff;
@@ -219,8 +280,11 @@ void Reflector::retry(const std::string& why, bool relist) {
                                       {"relist", relist ? "true" : "false"}, {"in_ms", std::to_string(delay.count())}});
   transport_.after(delay, [this, relist] {
     if (relist) {
+      resuming_ = false;
       list("");
     } else {
+      // A short watch first: its bookmark shows soon that nothing was missed.
+      progress_watch_ = true;
       watch();
     }
   });

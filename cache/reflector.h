@@ -14,9 +14,11 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cache/store.h"
 
@@ -51,6 +53,12 @@ class Reflector {
  public:
   Reflector(ResourceInfo resource, Store& store, ReflectorTransport& transport, uint32_t seed = std::random_device{}());
   void start();
+  // Warm restart: instead of a LIST, starts from `objects` (bytes as a store
+  // holds them) saved at `rv`. The watch resumes from rv, and the reflector
+  // counts as synced once a bookmark shows it has caught up with
+  // kube-apiserver; a 410 (rv compacted away) or an unusable object means a
+  // relist, as at any other time.
+  void resume(const std::vector<std::string>& objects, uint64_t rv, bool sorted_list_keys);
   // Asks for a bookmark soon (a consistent read waits for the cache to reach
   // upstream's revision). kube-apiserver sends a watch bookmarks once a minute
   // and 2 s before its deadline, so the watch is resumed from where it is
@@ -68,6 +76,11 @@ class Reflector {
   // ({"apiVersion":...}: custom resources) rather than kind first (typed).
   bool sortedListKeys() const { return sorted_list_keys_; }
   const std::string& lastError() const { return last_error_; }
+  // Since when the cache may be missing upstream's changes: from start-up
+  // until the first sync, and from a broken watch until its resumed watch
+  // delivers an event or bookmark (reconnects ask for a bookmark at once).
+  // nullopt while the cache is current. Readable from any thread.
+  std::optional<std::chrono::steady_clock::time_point> staleSince() const;
   // Protobuf only: upstream answered in JSON (a custom resource), so this
   // resource has no protobuf form; the reflector has stopped.
   bool unsupported() const { return unsupported_; }
@@ -83,6 +96,8 @@ class Reflector {
   void onWatchEvent(std::string_view line);
   void onWatchEnd(int status, const std::string& reason);
   void retry(const std::string& why, bool relist);
+  void markStale();
+  void markCurrent();
   ObjectPtr toObject(std::string_view bytes, std::string* error) const;
   bool protobuf() const { return resource_.encoding == Encoding::kProtobuf; }
 
@@ -100,6 +115,10 @@ class Reflector {
   std::atomic<uint64_t> reconnects_{0};
   std::chrono::milliseconds backoff_{0};
   bool progress_watch_ = false;  // the current watch is a short one, for a bookmark
+  bool resuming_ = false;  // warm restart: synced at the first bookmark
+  size_t resumed_events_ = 0;  // events replayed while resuming, for its log line
+  // steady_clock ticks; 0 while current (see staleSince).
+  std::atomic<int64_t> stale_since_{std::chrono::steady_clock::now().time_since_epoch().count()};
   std::string last_error_;
   std::atomic<bool> unsupported_{false};
   std::atomic<std::shared_ptr<const std::string>> bookmark_template_;

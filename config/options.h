@@ -31,6 +31,13 @@ struct ProxyOptions {
   std::vector<std::string> cache_resources;  // e.g. configmaps, deployments.apps
   bool cache_lazy = true;
   std::chrono::milliseconds consistent_read_wait{std::chrono::seconds(3)};  // kube-apiserver waits as long
+  // How stale a consistent read may be served from the cache when upstream
+  // cannot be asked; also what /readyz tolerates. Zero: off.
+  std::chrono::milliseconds max_staleness{0};
+  // Warm restart: the cache saved under state_dir/cache every interval and at
+  // shutdown, resumed from at start-up.
+  bool warm_restart = false;
+  std::chrono::milliseconds cache_save_interval{std::chrono::minutes(1)};
   // Per cached resource: the event history kept for watch resume, and the
   // snapshots kept for continue tokens and Exact reads.
   int64_t cache_history_events = 10000;

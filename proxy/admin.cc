@@ -96,6 +96,29 @@ AdminRouter::AdminRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
 
 AdminRouter::~AdminRouter() = default;
 
+RequestHandlerPtr AdminRouter::readyz(DownstreamStream& stream) const {
+  const auto answer = [&stream](int status, std::string text) {
+    if (text != "ok") text += "\n";  // kube-apiserver's "ok" has no newline
+    return StaticResponse::send(stream, status, "text/plain; charset=utf-8", std::move(text));
+  };
+  if (shutting_down_) return answer(503, "shutting down");
+  if (cache_ != nullptr && !cache_->synced()) return answer(503, "cache not synced: " + cache_->notSyncedReason());
+  if (cache_ != nullptr && max_staleness_.count() > 0) {
+    if (const auto stalest = cache_->stalest()) {
+      const auto secs = [](auto d) { return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + "s"; };
+      if (stalest->second > max_staleness_) {
+        return answer(503, "cache stale: " + stalest->first + " may have missed upstream's changes for " +
+                               secs(stalest->second) + " (--max-staleness " + secs(max_staleness_) + ")");
+      }
+      // Within --max-staleness the cache is what clients are served from.
+      if (!health_.ready()) return answer(200, "ok (serving from the cache; upstream not ready: " + health_.reason() + ")");
+      return answer(200, "ok");
+    }
+  }
+  if (!health_.ready()) return answer(503, "upstream not ready: " + health_.reason());
+  return answer(200, "ok");
+}
+
 RequestHandlerPtr AdminRouter::route(const RequestHead& head, DownstreamStream& stream) {
   const std::string path = head.path.substr(0, head.path.find('?'));
   if (head.method != "GET" && head.method != "HEAD") {
@@ -103,14 +126,7 @@ RequestHandlerPtr AdminRouter::route(const RequestHead& head, DownstreamStream& 
   }
   if (path == "/healthz" || path == "/livez") return StaticResponse::send(stream, 200, "text/plain; charset=utf-8", "ok");
   if (path == "/readyz") {
-    if (shutting_down_) return StaticResponse::send(stream, 503, "text/plain; charset=utf-8", "shutting down\n");
-    if (!health_.ready()) {
-      return StaticResponse::send(stream, 503, "text/plain; charset=utf-8", "upstream not ready: " + health_.reason() + "\n");
-    }
-    if (cache_ != nullptr && !cache_->synced()) {
-      return StaticResponse::send(stream, 503, "text/plain; charset=utf-8", "cache not synced: " + cache_->notSyncedReason() + "\n");
-    }
-    return StaticResponse::send(stream, 200, "text/plain; charset=utf-8", "ok");
+    return readyz(stream);
   }
   if (path == "/metrics") {
     return StaticResponse::send(stream, 200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render());

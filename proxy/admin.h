@@ -36,10 +36,13 @@ class AdminRouter : public Router {
   // The cache whose sync /readyz waits for and /debug/cache/RESOURCE shows
   // (may stay null: no cache configured). Same loop as this router.
   // `debug_dump`: serve /debug/cache/RESOURCE (the cached objects, secrets
-  // included): only when the admin listener is loopback.
-  void setCache(const CacheManager* cache, bool debug_dump) {
+  // included): only when the admin listener is loopback. With
+  // `max_staleness`, /readyz stays ready while upstream is not as long as
+  // the cache is at most that stale, and fails when it is staler.
+  void setCache(const CacheManager* cache, bool debug_dump, std::chrono::milliseconds max_staleness) {
     cache_ = cache;
     debug_dump_ = debug_dump;
+    max_staleness_ = max_staleness;
   }
   ~AdminRouter() override;
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
@@ -48,12 +51,14 @@ class AdminRouter : public Router {
 
  private:
   class Probe;
+  RequestHandlerPtr readyz(DownstreamStream& stream) const;
   Metrics& metrics_;
   UpstreamHealth& health_;
   UpstreamPool pool_;
   std::unique_ptr<Probe> probe_;
   const CacheManager* cache_ = nullptr;
   bool debug_dump_ = false;
+  std::chrono::milliseconds max_staleness_{0};
   bool shutting_down_ = false;
 };
 

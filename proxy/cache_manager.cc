@@ -2,10 +2,12 @@
 
 #include <rapidjson/document.h>
 
+#include <filesystem>
 #include <list>
 
 #include "cache/json_scan.h"
 #include "cache/selectable_fields.h"
+#include "cache/state_file.h"
 #include "config/log.h"
 
 namespace kcp::proxy {
@@ -14,7 +16,40 @@ namespace {
 // etcd refuses values over 1.5 MiB by default; kube-apiserver's own limit on a request is 3 MiB.
 constexpr size_t kMaxWatchFrame = 64 << 20;
 
+constexpr std::string_view kStateSuffix = ".state";
+
+double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
 }  // namespace
+
+void CachedResource::noteUpstreamResourceVersion(uint64_t rv) const {
+  for (uint64_t seen = upstream_resource_version.load(); seen < rv;) {
+    if (upstream_resource_version.compare_exchange_weak(seen, rv)) {
+      upstream_resource_version_seen.store(std::chrono::steady_clock::now().time_since_epoch().count());
+      return;
+    }
+  }
+}
+
+std::chrono::steady_clock::duration CachedResource::lag(std::chrono::steady_clock::time_point now) const {
+  const uint64_t up = upstream_resource_version.load();
+  if (store->current()->resource_version >= up) return {};
+  const std::chrono::steady_clock::time_point seen{
+      std::chrono::steady_clock::duration(upstream_resource_version_seen.load())};
+  return now > seen ? now - seen : std::chrono::steady_clock::duration{};
+}
+
+std::chrono::steady_clock::duration CachedResource::staleness(std::chrono::steady_clock::time_point now) const {
+  std::chrono::steady_clock::duration disconnected{};
+  if (const auto since = reflector->staleSince(); since && now > *since) disconnected = now - *since;
+  return std::max(disconnected, lag(now));
+}
+
+struct CacheManager::SaveJob {
+  std::string file;
+  cache::StateHeader header;
+  cache::SnapshotPtr snapshot;
+};
 
 // ReflectorTransport over the upstream pool. Completion callbacks run on a
 // later loop turn, so a reflector may start its next request from them.
@@ -211,13 +246,33 @@ struct CacheManager::Cached {
 };
 
 CacheManager::CacheManager(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials,
-                           std::vector<std::string> resources, bool lazy, cache::StoreLimits limits, Metrics& metrics)
+                           std::vector<std::string> resources, bool lazy, cache::StoreLimits limits,
+                           Persistence persistence, Metrics& metrics)
     : base_(base), pool_(pool), credentials_(credentials), limits_(limits), metrics_(metrics), lazy_(lazy),
       configured_(std::move(resources)),
       discovery_(std::make_unique<Transport>(base, pool, credentials)),
-      requested_ev_(event_new(base, -1, 0, onRequested, this)) {}
+      requested_ev_(event_new(base, -1, 0, onRequested, this)),
+      persistence_(std::move(persistence)) {
+  if (persistence_.dir.empty()) return;
+  metrics_.addGauge("kube_cache_proxy_cache_state_saves_total", "result=\"ok\"",
+                    "Resources whose cache was saved for a warm restart (--warm-restart), by result.",
+                    [this] { return double(saves_ok_.load()); });
+  metrics_.addGauge("kube_cache_proxy_cache_state_saves_total", "result=\"error\"", "",
+                    [this] { return double(saves_failed_.load()); });
+  saver_ = std::thread([this] { saverLoop(); });
+}
 
-CacheManager::~CacheManager() { event_free(requested_ev_); }
+CacheManager::~CacheManager() {
+  if (saver_.joinable()) {
+    {
+      std::lock_guard lock(save_mu_);
+      save_stop_ = true;
+    }
+    save_cv_.notify_all();
+    saver_.join();
+  }
+  event_free(requested_ev_);
+}
 
 void CacheManager::start() {
   for (const auto& name : configured_) {
@@ -227,6 +282,122 @@ void CacheManager::start() {
       add(name, true, cache::Encoding::kJson);
     }
   }
+  if (persistence_.dir.empty()) return;
+  // What was cached before (lazily, or as protobuf) is cached again at once.
+  std::error_code ec;
+  std::filesystem::create_directories(persistence_.dir, ec);
+  if (ec) log::warning("cannot create the cache state folder", {{"dir", persistence_.dir}, {"error", ec.message()}});
+  for (const auto& entry : std::filesystem::directory_iterator(persistence_.dir, ec)) {
+    std::string file = entry.path().filename().string();
+    if (!file.ends_with(kStateSuffix)) continue;
+    file.resize(file.size() - kStateSuffix.size());
+    const auto dot = file.rfind('.');
+    if (dot == std::string::npos) continue;
+    const std::string encoding = file.substr(dot + 1);
+    if (encoding != "json" && encoding != "protobuf") continue;
+    add(file.substr(0, dot), false, encoding == "json" ? cache::Encoding::kJson : cache::Encoding::kProtobuf);
+  }
+  discovery_->after(persistence_.interval, [this] { scheduleSave(); });
+}
+
+void CacheManager::startReflector(Cached& c) {
+  if (!persistence_.dir.empty()) {
+    const std::string file = persistence_.dir + "/" + cache::stateFileName(c.name, c.encoding);
+    std::string error;
+    if (auto saved = cache::readState(file, &error)) {
+      const cache::StateHeader& h = saved->header;
+      if (h.resource == c.name && h.encoding == c.encoding && h.path == c.info.path && h.kind == c.info.kind &&
+          h.api_version == c.info.api_version) {
+        log::info("resuming from saved state", {{"resource", c.name}, {"encoding", cache::encodingName(c.encoding)},
+                                                {"objects", std::to_string(saved->objects.size())},
+                                                {"resourceVersion", std::to_string(h.resource_version)}});
+        c.reflector->resume(saved->objects, h.resource_version, h.sorted_list_keys);
+        return;
+      }
+      log::warning("saved cache state is for another version of the resource; listing",
+                   {{"resource", c.name}, {"file", file}, {"saved_path", h.path}, {"saved_kind", h.kind}});
+    } else if (std::filesystem::exists(file)) {
+      log::warning("saved cache state unusable; listing", {{"resource", c.name}, {"reason", error}});
+    }
+  }
+  c.reflector->start();
+}
+
+std::vector<CacheManager::SaveJob> CacheManager::saveJobs() const {
+  std::vector<SaveJob> jobs;
+  for (const auto& c : cached_) {
+    if (!c->reflector || !c->reflector->synced()) continue;
+    cache::StateHeader h{c->name, c->encoding, c->info.path, c->info.kind, c->info.api_version, 0,
+                         c->reflector->sortedListKeys()};
+    jobs.push_back({persistence_.dir + "/" + cache::stateFileName(c->name, c->encoding), std::move(h),
+                    c->store->current()});
+  }
+  return jobs;
+}
+
+bool CacheManager::save(const std::vector<SaveJob>& jobs) {
+  bool ok = true;
+  for (const auto& job : jobs) {
+    std::string error;
+    if (!cache::writeState(job.file, job.header, *job.snapshot, &error)) {
+      log::warning("cannot save cache state", {{"resource", job.header.resource}, {"error", error}});
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+void CacheManager::scheduleSave() {
+  {
+    std::lock_guard lock(save_mu_);
+    if (!save_busy_) {  // the previous save still running: skip this turn
+      save_pending_ = saveJobs();
+      save_busy_ = !save_pending_.empty();
+    }
+  }
+  save_cv_.notify_all();
+  discovery_->after(persistence_.interval, [this] { scheduleSave(); });
+}
+
+void CacheManager::saverLoop() {
+  std::unique_lock lock(save_mu_);
+  while (true) {
+    save_cv_.wait(lock, [this] { return save_stop_ || !save_pending_.empty(); });
+    if (save_stop_) return;
+    std::vector<SaveJob> jobs = std::move(save_pending_);
+    save_pending_.clear();
+    lock.unlock();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const auto& job : jobs) (save({job}) ? saves_ok_ : saves_failed_).fetch_add(1);
+    log::verbose(1, "saved cache state", {{"resources", std::to_string(jobs.size())},
+                                          {"seconds", std::to_string(seconds(std::chrono::steady_clock::now() - t0))}});
+    lock.lock();
+    save_busy_ = false;
+    save_cv_.notify_all();
+  }
+}
+
+void CacheManager::saveState() {
+  if (persistence_.dir.empty()) return;
+  {
+    std::unique_lock lock(save_mu_);
+    if (!save_pending_.empty()) {  // handed over but not taken yet: drop it, this save is newer
+      save_pending_.clear();
+      save_busy_ = false;
+    }
+    save_cv_.wait(lock, [this] { return !save_busy_; });  // not two writers on one file
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<SaveJob> jobs = saveJobs();
+  size_t objects = 0;
+  for (const auto& job : jobs) {
+    objects += job.snapshot->objects.size();
+    (save({job}) ? saves_ok_ : saves_failed_).fetch_add(1);
+  }
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.2f", seconds(std::chrono::steady_clock::now() - t0));
+  log::info("saved cache state for a warm restart", {{"dir", persistence_.dir}, {"resources", std::to_string(jobs.size())},
+                                                     {"objects", std::to_string(objects)}, {"seconds", secs}});
 }
 
 void CacheManager::add(const std::string& name, bool required, cache::Encoding encoding) {
@@ -277,6 +448,8 @@ void CacheManager::add(const std::string& name, bool required, cache::Encoding e
                     counter(&CachedResource::consistent_reads_from_cache));
   metrics_.addGauge("kube_cache_proxy_consistent_reads_total", labels + ",served_from=\"upstream\"", "",
                     counter(&CachedResource::consistent_reads_forwarded));
+  metrics_.addGauge("kube_cache_proxy_consistent_reads_total", labels + ",served_from=\"stale-cache\"", "",
+                    counter(&CachedResource::consistent_reads_stale));
   metrics_.addGauge("kube_cache_proxy_cache_last_update_age_seconds", labels,
                     "Seconds since the cache last heard from upstream for this resource (event, bookmark or relist); "
                     "kube-apiserver sends a bookmark about every minute.",
@@ -294,6 +467,21 @@ void CacheManager::add(const std::string& name, bool required, cache::Encoding e
                       const uint64_t at = cp->store->stats().resource_version;
                       return up > at ? double(up - at) : 0.0;
                     });
+  const auto served_seconds = [cp](auto of) {
+    return [cp, of] {
+      std::lock_guard lock(cp->served_mu);
+      return cp->served ? seconds(of(*cp->served, std::chrono::steady_clock::now())) : 0.0;
+    };
+  };
+  metrics_.addGauge("kube_cache_proxy_cache_lag_seconds", labels,
+                    "How long the cache has been behind the newest resourceVersion upstream reported (0 once "
+                    "it has reached it).",
+                    served_seconds([](const CachedResource& r, auto now) { return r.lag(now); }));
+  metrics_.addGauge("kube_cache_proxy_cache_staleness_seconds", labels,
+                    "How long the cache may have been missing upstream's changes: without an open upstream watch "
+                    "(before the first sync, or since a watch broke until its resumed watch is heard from), or "
+                    "behind upstream; what --max-staleness bounds.",
+                    served_seconds([](const CachedResource& r, auto now) { return r.staleness(now); }));
   metrics_.addGauge("kube_cache_proxy_cache_synced", labels, "1 once the first LIST completed.",
                     [cp] { return cp->reflector && cp->reflector->synced() ? 1.0 : 0.0; });
   discover(cached_.size() - 1);
@@ -458,7 +646,7 @@ void CacheManager::discover(size_t index) {
           std::lock_guard lock(registry_mu_);
           registry_.push_back(std::move(served));
         }
-        c.reflector->start();
+        startReflector(c);
         return;
       }
       retry("no resource " + resource + " in " + path);
@@ -493,6 +681,23 @@ CacheManager::Found CacheManager::find(std::string_view group, std::string_view 
     }
   }
   return found;
+}
+
+std::optional<std::pair<std::string, std::chrono::steady_clock::duration>> CacheManager::stalest() const {
+  std::optional<std::pair<std::string, std::chrono::steady_clock::duration>> worst;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& c : cached_) {
+    if (!c->required || !c->reflector || !c->reflector->synced()) continue;
+    std::shared_ptr<const CachedResource> served;
+    {
+      std::lock_guard lock(c->served_mu);
+      served = c->served;
+    }
+    if (!served) continue;
+    const auto s = served->staleness(now);
+    if (!worst || s > worst->second) worst = {c->name, s};
+  }
+  return worst;
 }
 
 bool CacheManager::synced() const {

@@ -10,7 +10,10 @@
 #include <event2/event.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <optional>
+#include <thread>
 #include <set>
 #include <rapidjson/document.h>
 #include <mutex>
@@ -42,15 +45,26 @@ struct CachedResource {
   // Until when (steady clock) consistent reads are forwarded without trying,
   // after one gave up waiting.
   mutable std::atomic<int64_t> consistent_reads_forwarded_until{0};
-  // The newest resourceVersion upstream has reported (consistent-read probes).
+  // The newest resourceVersion upstream has reported (consistent-read
+  // probes), and when it was first reported (steady clock ticks).
   mutable std::atomic<uint64_t> upstream_resource_version{0};
+  mutable std::atomic<int64_t> upstream_resource_version_seen{0};
+  // Thread-safe: upstream reported `rv` (raises upstream_resource_version).
+  void noteUpstreamResourceVersion(uint64_t rv) const;
+  // How long the cache has been behind a resourceVersion upstream reported:
+  // zero once it has reached the newest one.
+  std::chrono::steady_clock::duration lag(std::chrono::steady_clock::time_point now) const;
+  // How long the cache may have been missing upstream's changes: the longer
+  // of the reflector's time without an open watch (Reflector::staleSince)
+  // and lag(). What --max-staleness bounds.
+  std::chrono::steady_clock::duration staleness(std::chrono::steady_clock::time_point now) const;
   // Thread-safe: asks the reflector for a bookmark soon (see Reflector::requestProgress).
   std::function<void()> request_progress;
   // Watches closed because they fell behind the event history.
   mutable std::atomic<uint64_t> watchers_too_slow{0};
   // Consistent reads: upstream probes sent, and how they were answered.
   mutable std::atomic<uint64_t> consistent_read_probes{0}, consistent_reads_from_cache{0},
-      consistent_reads_forwarded{0};
+      consistent_reads_forwarded{0}, consistent_reads_stale{0};
 };
 
 class CacheManager {
@@ -59,14 +73,29 @@ class CacheManager {
   // "widgets.example.com". `pool` and `credentials` outlive the manager.
   // `resources` may hold "*": every resource upstream can list and watch.
   // With `lazy`, a resource not configured is cached once requested.
+  // Warm restart: with a folder, every synced resource is saved there every
+  // `interval` (by a thread of its own) and by saveState(), and a resource
+  // found there at start-up resumes its watch from the saved resourceVersion
+  // instead of listing (see Reflector::resume).
+  struct Persistence {
+    std::string dir;  // empty: off
+    std::chrono::milliseconds interval{std::chrono::minutes(1)};
+  };
   CacheManager(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials,
-               std::vector<std::string> resources, bool lazy, cache::StoreLimits limits, Metrics& metrics);
+               std::vector<std::string> resources, bool lazy, cache::StoreLimits limits, Persistence persistence,
+               Metrics& metrics);
   ~CacheManager();
 
   // Starts discovery, then one reflector per resource.
   void start();
+  // Saves every synced resource now, on the calling thread (shutdown, after
+  // the admin loop has stopped). No-op without a persistence folder.
+  void saveState();
   // True once every configured resource has completed its first LIST.
   bool synced() const;
+  // The largest staleness() of the synced resources that readiness waits
+  // for, and which one it is; nullopt when none is synced.
+  std::optional<std::pair<std::string, std::chrono::steady_clock::duration>> stalest() const;
   // Thread-safe: a request found `resource` uncached in `encoding`; with lazy
   // caching on (always, for protobuf), the admin loop starts caching it (the
   // request itself is forwarded).
@@ -88,7 +117,14 @@ class CacheManager {
  private:
   class Transport;
   struct Cached;
+  struct SaveJob;
   void add(const std::string& name, bool required, cache::Encoding encoding);
+  // Starts c's reflector: from its saved state when there is a usable one.
+  void startReflector(Cached& c);
+  std::vector<SaveJob> saveJobs() const;
+  static bool save(const std::vector<SaveJob>& jobs);
+  void scheduleSave();
+  void saverLoop();
   void discover(size_t index);
   void walkDiscovery(bool required);
   static bool listable(const rapidjson::Value& discovery_resource);
@@ -110,6 +146,14 @@ class CacheManager {
   std::vector<std::pair<std::string, cache::Encoding>> requested_;  // to add, on the admin loop
   std::set<std::pair<std::string, cache::Encoding>> requested_names_;  // ever requested
   std::set<cache::Reflector*> progress_wanted_;  // to ask for a bookmark, on the admin loop
+  Persistence persistence_;
+  // The saver thread writes what the admin loop hands it; one batch at a time.
+  std::mutex save_mu_;
+  std::condition_variable save_cv_;
+  std::vector<SaveJob> save_pending_;
+  bool save_busy_ = false, save_stop_ = false;
+  std::atomic<uint64_t> saves_ok_{0}, saves_failed_{0};
+  std::thread saver_;
 };
 
 }  // namespace kcp::proxy

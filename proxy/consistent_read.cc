@@ -15,14 +15,18 @@ constexpr std::chrono::seconds kForwardAfterMiss{10};
 }  // namespace
 
 ConsistentRead::ConsistentRead(event_base* base, UpstreamPool& pool, RequestHead probe,
-                               const CachedResource& resource, std::chrono::milliseconds wait, Serve serve,
-                               Forward forward)
+                               const CachedResource& resource, std::chrono::milliseconds wait,
+                               std::chrono::milliseconds max_staleness, Serve serve, Forward forward)
     : resource_(resource),
       deadline_(std::chrono::steady_clock::now() + wait),
+      max_staleness_(max_staleness),
       serve_(std::move(serve)),
       forward_(std::move(forward)),
       poll_(evtimer_new(base, onPoll, this)) {
   resource_.consistent_read_probes.fetch_add(1, std::memory_order_relaxed);
+  // The probe gets as long as the whole wait (an unreachable upstream may not fail fast).
+  const timeval tv = timevalOf(wait);
+  evtimer_add(poll_, &tv);
   probe_ = pool.submit(std::move(probe), this);
 }
 
@@ -74,7 +78,25 @@ void ConsistentRead::check() {
   forward();
 }
 
-void ConsistentRead::onPoll(evutil_socket_t, short, void* self) { static_cast<ConsistentRead*>(self)->check(); }
+void ConsistentRead::upstreamUnavailable() {
+  if (max_staleness_.count() > 0 && resource_.staleness(std::chrono::steady_clock::now()) <= max_staleness_) {
+    if (auto handler = serve_(resource_.store->current()->resource_version)) {
+      resource_.consistent_reads_stale.fetch_add(1, std::memory_order_relaxed);
+      answer(std::move(handler));
+      return;
+    }
+  }
+  forward();
+}
+
+void ConsistentRead::onPoll(evutil_socket_t, short, void* self) {
+  auto* read = static_cast<ConsistentRead*>(self);
+  if (read->probe_ != nullptr) {
+    read->upstreamUnavailable();  // the probe did not answer in time
+  } else {
+    read->check();
+  }
+}
 
 void ConsistentRead::onUpstreamResponse(const ResponseHead& head, bool) { probe_status_ = head.status; }
 
@@ -90,23 +112,25 @@ void ConsistentRead::onUpstreamData(const uint8_t* data, size_t len) {
 void ConsistentRead::onUpstreamComplete() {
   probe_ = nullptr;
   if (closed()) return;
-  // Any failure of the probe is left to the real request: forwarded, it gets
-  // kube-apiserver's own answer.
+  if (probe_status_ >= 500) {
+    upstreamUnavailable();
+    return;
+  }
+  // Any other failure of the probe is left to the real request: forwarded,
+  // it gets kube-apiserver's own answer.
   const auto page = probe_status_ == 200 ? cache::scanJsonList(probe_body_, nullptr) : std::nullopt;
   if (!page || !cache::parseResourceVersion(page->resource_version, upstream_rv_)) {
     forward();
     return;
   }
   probe_body_.clear();
-  for (uint64_t seen = resource_.upstream_resource_version.load();
-       seen < upstream_rv_ && !resource_.upstream_resource_version.compare_exchange_weak(seen, upstream_rv_);) {
-  }
+  resource_.noteUpstreamResourceVersion(upstream_rv_);
   check();
 }
 
 void ConsistentRead::onUpstreamError(const std::string&) {
   probe_ = nullptr;
-  if (!closed()) forward();
+  if (!closed()) upstreamUnavailable();
 }
 
 size_t ConsistentRead::requestBodyReady(bool* eof) {

@@ -6,6 +6,10 @@
 // resource gets there by a bookmark the reflector asks for (about a second);
 // after --consistent-read-wait the request is forwarded instead, and for ten
 // seconds the resource's consistent reads are forwarded straight away.
+// When kube-apiserver cannot be asked (the probe fails, or gets no answer
+// within the wait), the cache answers if it is at most --max-staleness stale
+// (CachedResource::staleness); otherwise the request is forwarded and gets
+// upstream's failure.
 #pragma once
 
 #include <event2/event.h>
@@ -28,8 +32,10 @@ class ConsistentRead : public DeferredHandler, public UpstreamStreamHandler {
   using Forward = std::function<RequestHandlerPtr()>;
 
   // Sends `probe` (a one-item LIST of the resource) on `pool`.
+  // `max_staleness` zero: never served without upstream's resourceVersion.
   ConsistentRead(event_base* base, UpstreamPool& pool, RequestHead probe, const CachedResource& resource,
-                 std::chrono::milliseconds wait, Serve serve, Forward forward);
+                 std::chrono::milliseconds wait, std::chrono::milliseconds max_staleness, Serve serve,
+                 Forward forward);
   ~ConsistentRead() override;
 
   // Whether a consistent read of `resource` is worth trying from the cache:
@@ -49,10 +55,12 @@ class ConsistentRead : public DeferredHandler, public UpstreamStreamHandler {
   void check();
   void answer(RequestHandlerPtr handler);
   void forward();
+  void upstreamUnavailable();
   void abandon() override;
 
   const CachedResource& resource_;
   std::chrono::steady_clock::time_point deadline_;
+  std::chrono::milliseconds max_staleness_;
   Serve serve_;
   Forward forward_;
   UpstreamStream* probe_ = nullptr;

@@ -160,9 +160,14 @@ int run(const config::ProxyOptions& opts) {
                                     std::chrono::duration_cast<std::chrono::seconds>(opts.cache_history_age),
                                     size_t(opts.cache_snapshots),
                                     std::chrono::duration_cast<std::chrono::seconds>(opts.cache_snapshot_age)};
+    CacheManager::Persistence persistence;
+    if (opts.warm_restart) persistence = {opts.state_dir + "/cache", opts.cache_save_interval};
     cache = std::make_unique<CacheManager>(admin.base(), *cache_pool, credentials, opts.cache_resources,
-                                           opts.cache_lazy, limits, metrics);
-    if (admin_router != nullptr) admin_router->setCache(cache.get(), !opts.admin_listen.empty() && isLoopbackAddress(opts.admin_listen));
+                                           opts.cache_lazy, limits, std::move(persistence), metrics);
+    if (admin_router != nullptr) {
+      admin_router->setCache(cache.get(), !opts.admin_listen.empty() && isLoopbackAddress(opts.admin_listen),
+                             opts.max_staleness);
+    }
     cache->start();
   }
   AuthCache auth_cache({opts.authentication_cache_ttl, opts.authentication_negative_cache_ttl,
@@ -175,7 +180,8 @@ int run(const config::ProxyOptions& opts) {
         "worker-" + std::to_string(i), listens, limits, shard, [&](Worker& w) -> std::unique_ptr<Router> {
           return std::make_unique<ProxyRouter>(w.base(), target, proxy_ctx.get(), passthrough_ctx.get(), credentials,
                                                opts.upstream_dial_timeout, opts.upstream_keepalive, w.metrics(),
-                                               cache.get(), opts.consistent_read_wait,
+                                               cache.get(),
+                                               ProxyRouter::ConsistentReads{opts.consistent_read_wait, opts.max_staleness},
                                                ProxyRouter::Auth{opts.auth_mode == "delegate", opts.anonymous_auth,
                                                                  &auth_cache});
         }));
@@ -212,6 +218,7 @@ int run(const config::ProxyOptions& opts) {
   if (admin_router != nullptr) admin_router->setShuttingDown();
   for (auto& w : workers) w->requestShutdown(opts.shutdown_grace_period);
   for (auto& w : workers) w->join();
+  if (cache) cache->saveState();
   event_free(sigterm);
   event_free(sigint);
   log::info("stopped");

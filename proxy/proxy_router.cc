@@ -53,7 +53,7 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
                          SSL_CTX* passthrough_ctx, ProxyCredentials& credentials,
                          std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive,
                          Metrics::Shard& metrics, CacheManager* cache,
-                         std::chrono::milliseconds consistent_read_wait, Auth auth)
+                         ConsistentReads consistent_reads, Auth auth)
     : base_(base),
       target_(target),
       proxy_ctx_(proxy_ctx),
@@ -65,7 +65,7 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
       credentials_(credentials),
       metrics_(metrics),
       cache_(cache),
-      consistent_read_wait_(consistent_read_wait),
+      consistent_reads_(consistent_reads),
       auth_(auth) {}
 
 namespace {
@@ -238,8 +238,8 @@ RequestHandlerPtr ProxyRouter::consistentRead(const std::shared_ptr<const Cached
   probe.headers = {{"accept", "application/json"}, {"user-agent", "kube-cache-proxy/consistent-read"}};
   credentials_.authorize(probe);
   auto fwd = [this, head, info, &stream] { return forward(head, info, stream); };
-  return std::make_unique<ConsistentRead>(base_, as_proxy_, std::move(probe), *cached, consistent_read_wait_,
-                                          std::move(serve), std::move(fwd));
+  return std::make_unique<ConsistentRead>(base_, as_proxy_, std::move(probe), *cached, consistent_reads_.wait,
+                                          consistent_reads_.max_staleness, std::move(serve), std::move(fwd));
 }
 
 WatchFeed& ProxyRouter::feed(cache::Store& store) {

@@ -56,10 +56,15 @@ class ProxyRouter : public Router {
     bool anonymous = false;       // --anonymous-auth
     AuthCache* cache = nullptr;   // shared by the workers; required when delegate
   };
+  // Consistent reads from the cache (see ConsistentRead).
+  struct ConsistentReads {
+    std::chrono::milliseconds wait;           // --consistent-read-wait
+    std::chrono::milliseconds max_staleness;  // --max-staleness; zero: off
+  };
   ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx, SSL_CTX* passthrough_ctx,
               ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout,
               std::chrono::milliseconds keepalive, Metrics::Shard& metrics, CacheManager* cache,
-              std::chrono::milliseconds consistent_read_wait, Auth auth);
+              ConsistentReads consistent_reads, Auth auth);
   RequestHandlerPtr route(const RequestHead& head, DownstreamStream& stream) override;
 
  private:
@@ -91,7 +96,7 @@ class ProxyRouter : public Router {
   ProxyCredentials& credentials_;
   Metrics::Shard& metrics_;
   CacheManager* cache_;
-  std::chrono::milliseconds consistent_read_wait_;
+  ConsistentReads consistent_reads_;
   Auth auth_;
   std::map<const cache::Store*, std::unique_ptr<WatchFeed>> feeds_;  // destroyed before the cache
 };

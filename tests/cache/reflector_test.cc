@@ -100,16 +100,23 @@ TEST_CASE("reflector: paged LIST, then WATCH with bookmarks, resume and relist",
   t.end(200, "");
   CHECK(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=110");
 
-  // A transport failure: back off, then resume the watch (no relist).
+  // A transport failure: back off, then resume the watch (no relist), a
+  // short one first whose bookmark shows soon that nothing was missed.
+  CHECK_FALSE(r.staleSince());
   t.end(0, "connection reset");
   CHECK(r.state() == Reflector::State::kBackoff);
+  CHECK(r.staleSince());
   t.fireTimer();
-  CHECK(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=110");
+  CHECK(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=110&timeoutSeconds=3");
   CHECK(r.relists() == 0);
+  CHECK(r.staleSince());  // not until upstream is heard from
+  t.event(R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"111"}}})");
+  CHECK_FALSE(r.staleSince());
+  CHECK(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=111");
 
   // 410 as an ERROR event: relist; the store takes the new truth.
   t.event(R"J({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 110 (150)","reason":"Expired","code":410}})J");
-  CHECK(t.cancels == 1);
+  CHECK(t.cancels == 2);
   CHECK(r.relists() == 1);
   t.fireTimer();
   REQUIRE(t.gets.back() == "/api/v1/configmaps?limit=500");
@@ -118,6 +125,67 @@ TEST_CASE("reflector: paged LIST, then WATCH with bookmarks, resume and relist",
   CHECK(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=200");
   // Relisting restarted the history: watchers older than 200 get 410.
   CHECK_FALSE(store.eventsSince(150));
+}
+
+TEST_CASE("reflector: a watch that keeps breaking backs off, and a working one resets the backoff", "[cache]") {
+  Store store;
+  FakeTransport t;
+  Reflector r({"/api/v1/configmaps", "ConfigMap", "v1"}, store, t, 1);
+  r.start();
+  t.answer(200, page({item("a", 5)}, 50));
+  for (int i = 0; i < 4; ++i) {
+    t.end(0, "connection reset");
+    t.fireTimer();
+  }
+  CHECK(t.delays.back() >= std::chrono::milliseconds(800));
+  t.event(event("MODIFIED", "a", 51));  // heard from upstream again
+  t.end(0, "connection reset");
+  CHECK(t.delays.back() <= std::chrono::milliseconds(200));
+}
+
+TEST_CASE("reflector: a warm restart resumes the watch from saved objects and lists only on 410", "[cache]") {
+  Store store;
+  FakeTransport t;
+  Reflector r({"/api/v1/configmaps", "ConfigMap", "v1"}, store, t, 1);
+  CHECK(r.staleSince());  // nothing known yet
+  r.resume({item("a", 10), item("b", 11)}, 100, false);
+  CHECK(t.gets.empty());
+  CHECK(contents(store) == std::map<std::string, uint64_t>{{"ns/a", 10}, {"ns/b", 11}});
+  // Not synced (not served) until kube-apiserver's bookmark shows the replay is over.
+  REQUIRE(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=100&timeoutSeconds=3");
+  t.event(event("MODIFIED", "a", 105, "later"));
+  CHECK_FALSE(r.synced());
+  CHECK(r.staleSince());
+  // A server-side end without a bookmark: still resuming, ask again.
+  t.end(200, "");
+  REQUIRE(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=105&timeoutSeconds=3");
+  t.event(R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"120"}}})");
+  CHECK(r.synced());
+  CHECK_FALSE(r.staleSince());
+  CHECK(store.current()->resource_version == 120);
+  CHECK(t.gets.empty());  // no LIST at all
+  CHECK(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=120");
+
+  // Saved too long ago: kube-apiserver answers 410, and the reflector lists.
+  Store store2;
+  FakeTransport t2;
+  Reflector r2({"/api/v1/configmaps", "ConfigMap", "v1"}, store2, t2, 1);
+  r2.resume({item("a", 10)}, 100, false);
+  t2.event(R"J({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 100 (150)","reason":"Expired","code":410}})J");
+  CHECK_FALSE(r2.synced());
+  t2.fireTimer();
+  REQUIRE(t2.gets.back() == "/api/v1/configmaps?limit=500");
+  t2.answer(200, page({item("c", 160)}, 200));
+  CHECK(r2.synced());
+  CHECK(contents(store2) == std::map<std::string, uint64_t>{{"ns/c", 160}});
+
+  // An unusable saved object: list instead.
+  Store store3;
+  FakeTransport t3;
+  Reflector r3({"/api/v1/configmaps", "ConfigMap", "v1"}, store3, t3, 1);
+  r3.resume({"{not json"}, 100, false);
+  CHECK(t3.gets.back() == "/api/v1/configmaps?limit=500");
+  CHECK(t3.watches.empty());
 }
 
 TEST_CASE("reflector: bad input and failures lead to a relist with growing backoff", "[cache]") {
