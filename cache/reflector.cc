@@ -66,6 +66,20 @@ std::optional<std::chrono::steady_clock::time_point> Reflector::staleSince() con
   return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(ticks));
 }
 
+void Reflector::finishResume() {
+  resuming_ = false;
+  synced_ = true;
+  const auto stats = store_.stats();
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.2f",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - list_started_).count());
+  log::info("resumed from saved state",
+            {{"resource", resource_.path}, {"encoding", encodingName(resource_.encoding)},
+             {"objects", std::to_string(stats.objects)}, {"bytes", std::to_string(stats.object_bytes)},
+             {"seconds", secs}, {"resourceVersion", std::to_string(stats.resource_version)},
+             {"events_replayed", std::to_string(resumed_events_)}});
+}
+
 void Reflector::markStale() {
   int64_t fresh = 0;
   stale_since_.compare_exchange_strong(fresh, std::chrono::steady_clock::now().time_since_epoch().count(),
@@ -214,20 +228,7 @@ void Reflector::onWatchEvent(std::string_view line) {
       if (protobuf() && !bookmark_template_.load()) {
         bookmark_template_.store(std::make_shared<const std::string>(event->object));
       }
-      if (resuming_) {
-        resuming_ = false;
-        synced_ = true;
-        backoff_ = std::chrono::milliseconds(0);
-        const auto stats = store_.stats();
-        char secs[32];
-        std::snprintf(secs, sizeof secs, "%.2f",
-                      std::chrono::duration<double>(std::chrono::steady_clock::now() - list_started_).count());
-        log::info("resumed from saved state",
-                  {{"resource", resource_.path}, {"encoding", encodingName(resource_.encoding)},
-                   {"objects", std::to_string(stats.objects)}, {"bytes", std::to_string(stats.object_bytes)},
-                   {"seconds", secs}, {"resourceVersion", std::to_string(stats.resource_version)},
-                   {"events_replayed", std::to_string(resumed_events_)}});
-      }
+      if (resuming_) finishResume();
     }
     if (progress_watch_) {
       // The bookmark asked for: back to a long watch, so another can be asked for at once.
@@ -256,10 +257,14 @@ void Reflector::onWatchEnd(int status, const std::string& reason) {
   if (status == 410) {
     retry("watch expired (410)", true);
   } else if (status == 200) {
-    // A normal end (server timeout): resume at once from where we are. While
-    // resuming from saved state, keep asking for the bookmark that ends it.
+    // A normal end (server timeout): kube-apiserver has sent every event it
+    // had when the watch began, so the cache is current as of then (a quiet
+    // resource gets no bookmark: kube-apiserver sends none that would not
+    // advance the watch). Resume at once from where we are.
     if (!progress_watch_) ++reconnects_;
-    progress_watch_ = resuming_;
+    progress_watch_ = false;
+    markCurrent();
+    if (resuming_) finishResume();
     watch();
   } else {
     retry("watch ended: " + (status == 0 ? reason : "HTTP " + std::to_string(status)), false);

@@ -54,9 +54,10 @@ class Reflector {
   Reflector(ResourceInfo resource, Store& store, ReflectorTransport& transport, uint32_t seed = std::random_device{}());
   void start();
   // Warm restart: instead of a LIST, starts from `objects` (bytes as a store
-  // holds them) saved at `rv`. The watch resumes from rv, and the reflector
-  // counts as synced once a bookmark shows it has caught up with
-  // kube-apiserver; a 410 (rv compacted away) or an unusable object means a
+  // holds them) saved at `rv`. The watch resumes from rv with a 3 s timeout,
+  // and the reflector counts as synced once a bookmark or the watch's normal
+  // end shows it has caught up with kube-apiserver (a quiet resource gets no
+  // bookmark); a 410 (rv compacted away) or an unusable object means a
   // relist, as at any other time.
   void resume(const std::vector<std::string>& objects, uint64_t rv, bool sorted_list_keys);
   // Asks for a bookmark soon (a consistent read waits for the cache to reach
@@ -78,7 +79,8 @@ class Reflector {
   const std::string& lastError() const { return last_error_; }
   // Since when the cache may be missing upstream's changes: from start-up
   // until the first sync, and from a broken watch until its resumed watch
-  // delivers an event or bookmark (reconnects ask for a bookmark at once).
+  // delivers an event or bookmark or ends normally (a reconnect's first
+  // watch is a 3 s one, so that happens soon).
   // nullopt while the cache is current. Readable from any thread.
   std::optional<std::chrono::steady_clock::time_point> staleSince() const;
   // Protobuf only: upstream answered in JSON (a custom resource), so this
@@ -96,6 +98,7 @@ class Reflector {
   void onWatchEvent(std::string_view line);
   void onWatchEnd(int status, const std::string& reason);
   void retry(const std::string& why, bool relist);
+  void finishResume();
   void markStale();
   void markCurrent();
   ObjectPtr toObject(std::string_view bytes, std::string* error) const;

@@ -98,7 +98,7 @@ const std::vector<Flag>& flags() {
        KCP_DURATION(consistent_read_wait)},
       {"max-staleness", "DURATION", "When kube-apiserver cannot be asked (down, unreachable, answering 5xx), serve consistent reads from the cache if it is at most this stale (without an open upstream watch, or behind upstream, for at most this long), and keep /readyz ready while it is; past it, consistent reads are forwarded (and get upstream's error) and /readyz fails. 0: consistent reads are never served without upstream's current resourceVersion, and /readyz follows upstream's.",
        KCP_DURATION(max_staleness)},
-      {"warm-restart", "BOOL", "Save the cache under --state-dir/cache every --cache-save-interval and at shutdown, and at start-up resume each saved resource's upstream watch from its saved resourceVersion instead of listing it again (a 410 falls back to a LIST).",
+      {"warm-restart", "", "Save the cache under --state-dir/cache every --cache-save-interval and at shutdown, and at start-up resume each saved resource's upstream watch from its saved resourceVersion instead of listing it again (a 410 falls back to a LIST).",
        KCP_BOOL("warm-restart", warm_restart)},
       {"cache-save-interval", "DURATION", "With --warm-restart, how often the cache is saved (besides at shutdown).",
        KCP_DURATION(cache_save_interval)},

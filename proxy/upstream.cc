@@ -243,12 +243,16 @@ void UpstreamConnection::onEventCb(bufferevent* bev, short what, void* p) {
   if (what & BEV_EVENT_ERROR) {
     const int err = EVUTIL_SOCKET_ERROR();
     const unsigned long ssl_err = bufferevent_get_openssl_error(bev);
-    if (ssl_err != 0) {
+    // libevent reports a failed socket under TLS as SSL_ERROR_SYSCALL (no
+    // library): then errno says what happened (connection refused, reset).
+    if (ssl_err != 0 && ERR_GET_LIB(ssl_err) != 0) {
       char buf[256];
       ERR_error_string_n(ssl_err, buf, sizeof buf);
       reason = std::string("upstream TLS error: ") + buf;
     } else if (err != 0) {
       reason = std::string("upstream connection error: ") + evutil_socket_error_to_string(err);
+    } else if (ssl_err != 0) {
+      reason = "upstream connection closed during TLS";
     }
   }
   c.fail(reason);

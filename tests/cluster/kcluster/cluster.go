@@ -401,8 +401,9 @@ func cmdDown(args []string) error {
 }
 
 func cmdStop(args []string) error {
-	if len(args) != 2 {
-		return errors.New("usage: kcluster stop DIR etcd|apiserver")
+	kill := len(args) == 3 && args[2] == "--kill"
+	if len(args) != 2 && !kill {
+		return errors.New("usage: kcluster stop DIR etcd|apiserver [--kill]")
 	}
 	c, ok := components[args[1]]
 	if !ok {
@@ -412,7 +413,15 @@ func cmdStop(args []string) error {
 	if err != nil {
 		return err
 	}
-	if !stopProcess(env.pid(c.pidKey), c.binary) {
+	pid := env.pid(c.pidKey)
+	if kill && alive(pid, c.binary) {
+		// A crash: no graceful shutdown, no GOAWAY, connections just die.
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		for i := 0; i < 50 && alive(pid, c.binary); i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !stopProcess(pid, c.binary) && !kill {
 		fmt.Printf("kcluster: %s was not running\n", args[1])
 	}
 	return nil

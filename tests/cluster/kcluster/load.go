@@ -211,6 +211,7 @@ func cmdChurn(args []string) error {
 	size := fs.Int("size", 0, "approximate size of created objects (0: the resource's default)")
 	namespaces := fs.Int("namespaces", 1, "namespaces PREFIX-0 .. PREFIX-(M-1) to churn in")
 	prefix := fs.String("namespace-prefix", "load", "namespace name prefix")
+	tolerate := fs.Bool("tolerate-errors", false, "count failed writes (kube-apiserver down: fault tests) instead of failing")
 	_ = fs.Parse(args)
 
 	rk, err := lookupKind(*resource)
@@ -306,12 +307,14 @@ func cmdChurn(args []string) error {
 		// NotFound/Conflict: another writer got there first; that is churn too.
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			counts["error"]++
-			fmt.Fprintf(os.Stderr, "churn: %v\n", err)
+			if !*tolerate || counts["error"] <= 3 {
+				fmt.Fprintf(os.Stderr, "churn: %v\n", err)
+			}
 		}
 	}
 	out, _ := json.Marshal(map[string]interface{}{"resource": *resource, "seed": *seed, "ops": counts})
 	fmt.Println(string(out))
-	if counts["error"] > 0 {
+	if counts["error"] > 0 && !*tolerate {
 		return fmt.Errorf("%d operations failed", counts["error"])
 	}
 	return nil

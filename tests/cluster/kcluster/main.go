@@ -13,8 +13,8 @@ const usage = `kcluster: a real etcd + kube-apiserver on loopback, and client-go
 Usage:
   kcluster up DIR                 start (or restart what is stopped of) the cluster in DIR
   kcluster down DIR               stop the cluster in DIR (keeps its files)
-  kcluster stop DIR etcd|apiserver
-                                  stop one component (for fault tests); "up DIR" restarts it
+  kcluster stop DIR etcd|apiserver [--kill]
+                                  stop one component (for fault tests; --kill: SIGKILL); "up DIR" restarts it
   kcluster compact DIR            compact etcd at its current revision (forces 410 for old watches)
   kcluster load --kubeconfig K --resource configmaps|secrets|pods|widgets --count N
                 [--size BYTES] [--namespaces M] [--namespace-prefix P] [--concurrency C]
@@ -24,6 +24,11 @@ Usage:
                 [--verify-against ADMIN_KUBECONFIG] [--watch-list true|false] [--timeout D] [--hold D]
   kcluster slowread --kubeconfig K --path P --pid PID [--pause D] [--max-rss-growth-mb M] [--expect-items N]
                                   read 1 MB, pause, read the rest; bound the RSS of PID
+  kcluster faultproxy --listen ADDR --target ADDR [--control ADDR]
+                                  a TCP proxy that stalls, drops or resets the path on command
+  kcluster faultcheck --kubeconfig PROXY --verify-against ADMIN [--resource R] [--informers N] [--protobuf]
+                [--watch-list true|false] [--watchers W]
+                                  informers and raw watchers; "check NAME" on stdin compares them with ground truth
 
 Run "kcluster COMMAND -h" for the flags of one command.
 `
@@ -52,6 +57,10 @@ func main() {
 		err = cmdInformer(args)
 	case "slowread":
 		err = cmdSlowread(args)
+	case "faultproxy":
+		err = cmdFaultProxy(args)
+	case "faultcheck":
+		err = cmdFaultCheck(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
