@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The container image (tools/image): it builds with no registry, runs as a
 # non-root user in front of the test cluster, turns healthy by its own
-# health check, and serves a LIST from its cache to a client in another
+# health check (the HEALTHCHECK of docker/Dockerfile, told the test's
+# admin port), and serves a LIST from its cache to a client in another
 # container. Both containers share the host's network namespace, so all
 # traffic stays on loopback. Skipped (not failed) where no Docker engine runs.
 source "$(dirname "$0")/lib.sh"
@@ -22,8 +23,7 @@ chmod 644 "$state/upstream.kubeconfig"
 port=$(free_port) iport=$(free_port) aport=$(free_port)
 run() {
   docker run -d --name "$name" --network host -v "$state/upstream.kubeconfig:/config/upstream.kubeconfig:ro" \
-    --health-cmd "/bin/busybox wget -q -U docker-healthcheck -O /dev/null http://127.0.0.1:$aport/readyz" \
-    --health-interval 1s --health-start-period 1s \
+    -e "KCP_ADMIN_PORT=$aport" --health-interval 1s --health-start-period 1s \
     kube-cache-proxy:e2e --upstream-kubeconfig /config/upstream.kubeconfig --listen "127.0.0.1:$port" \
     --listen-insecure "127.0.0.1:$iport" --admin-listen "127.0.0.1:$aport" --cache-resources configmaps
 }
@@ -36,7 +36,7 @@ healthy() {
   docker logs "$name" 2>&1 | tail -20
   return 1
 }
-check "its health check reports healthy once the cache has synced" healthy
+check "the image's own health check reports healthy" healthy
 check "it runs as a non-root user" bash -c "[[ \$(docker inspect -f '{{.Config.User}}' '$name') == 65532:65532 ]]"
 served_from_cache() {
   curl -s "http://127.0.0.1:$aport/metrics" | awk '/^kube_cache_proxy_requests_total\{verb="list"/ && /served_from="cache"/ {s += $2} END {print s + 0}'
