@@ -114,13 +114,18 @@ const std::vector<Flag>& flags() {
        KCP_DURATION(cache_snapshot_age)},
       {"upstream-keepalive", "DURATION", "PING an upstream connection silent for this long; close it if the answer takes as long again (a half-open connection would stall its watches forever).",
        KCP_DURATION(upstream_keepalive)},
-      {"cache-resources", "LIST", "Comma-separated resources to keep in the cache from start-up, as RESOURCE or RESOURCE.GROUP (configmaps,pods,deployments.apps,widgets.example.com), or * for every resource that supports list and watch. LISTs of them are answered from the cache when it can answer exactly as kube-apiserver would (see README); /readyz waits for their first sync.",
+      {"cache-resources", "LIST", "Comma-separated resources to keep in the cache from start-up, as RESOURCE, RESOURCE.GROUP or GROUP/RESOURCE (configmaps,pods,deployments.apps,example.com/widgets), or * for every resource that supports list and watch. LISTs of them are answered from the cache when it can answer exactly as kube-apiserver would (see README); /readyz waits for their first sync.",
        [](ProxyOptions& o, const std::string& v) {
          o.cache_resources.clear();
          size_t start = 0;
          while (start <= v.size()) {
            const size_t comma = v.find(',', start);
            std::string r = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+           // GROUP/RESOURCE (apps/deployments, core/pods) is RESOURCE.GROUP.
+           if (const auto slash = r.find('/'); slash != std::string::npos) {
+             const std::string group = r.substr(0, slash);
+             r = r.substr(slash + 1) + (group.empty() || group == "core" ? "" : "." + group);
+           }
            if (!r.empty()) o.cache_resources.push_back(r);
            if (comma == std::string::npos) break;
            start = comma + 1;

@@ -17,6 +17,10 @@ namespace {
 constexpr size_t kMaxWatchFrame = 64 << 20;
 
 constexpr std::string_view kStateSuffix = ".state";
+// Aggregated discovery (apidiscovery.k8s.io/v2), or the plain form from an
+// upstream without it.
+const std::string kAggregatedDiscovery =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
 
 double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -64,10 +68,14 @@ class CacheManager::Transport : public cache::ReflectorTransport {
   }
 
   void get(const std::string& path, std::function<void(int, std::string)> done) override {
+    get(path, "", std::move(done));
+  }
+  // With an Accept header of the caller's (aggregated discovery).
+  void get(const std::string& path, const std::string& accept, std::function<void(int, std::string)> done) {
     auto ex = std::make_unique<Exchange>(*this, nullptr, [done = std::move(done)](int status, std::string body) {
       done(status, std::move(body));
     });
-    start(std::move(ex), path);
+    start(std::move(ex), path, accept);
   }
 
   void watch(const std::string& path, std::function<void(std::string_view)> on_event,
@@ -176,14 +184,15 @@ class CacheManager::Transport : public cache::ReflectorTransport {
     bool length_prefixed_;
   };
 
-  void start(std::unique_ptr<Exchange> ex, const std::string& path) {
+  void start(std::unique_ptr<Exchange> ex, const std::string& path, const std::string& accept = "") {
     RequestHead head;
     head.method = "GET";
     head.path = path;
     head.end_stream = true;
     // Protobuf with JSON as the fallback: custom resources answer in JSON,
     // which tells the reflector they have no protobuf form.
-    head.headers = {{"accept", encoding_ == cache::Encoding::kProtobuf
+    head.headers = {{"accept", !accept.empty() ? accept
+                               : encoding_ == cache::Encoding::kProtobuf
                                    ? "application/vnd.kubernetes.protobuf, application/json"
                                    : "application/json"},
                     {"user-agent", "kube-cache-proxy/reflector"}};
@@ -426,6 +435,9 @@ void CacheManager::add(const std::string& name, bool required, cache::Encoding e
                     [cp] { return double(cp->store->stats().snapshots); });
   metrics_.addGauge("kube_cache_proxy_cache_history_events", labels, "Events held for watch resume.",
                     [cp] { return double(cp->store->stats().history_events); });
+  metrics_.addGauge("kube_cache_proxy_cache_history_bytes", labels,
+                    "Bytes of the events held for watch resume (their objects are mostly shared with the store).",
+                    [cp] { return double(cp->store->stats().history_bytes); });
   metrics_.addGauge("kube_cache_proxy_cache_relists_total", labels, "Relists since start (410 or errors).",
                     [cp] { return cp->reflector ? double(cp->reflector->relists()) : 0.0; });
   metrics_.addGauge("kube_cache_proxy_cache_reconnects_total", labels, "Watch reconnects since start.",
@@ -520,27 +532,63 @@ void CacheManager::onRequested(evutil_socket_t, short, void* self) {
 void CacheManager::walkDiscovery(bool required) {
   // Every resource that supports list and watch, in every group's preferred
   // version; walked again every minute so custom resources defined later are
-  // picked up.
-  const auto add_listable = [this, required](const std::string& group, const std::string& body) {
-    rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("resources") || !doc["resources"].IsArray()) return;
-    for (const auto& r : doc["resources"].GetArray()) {
-      if (!r.IsObject() || !r.HasMember("name") || !r["name"].IsString() || !listable(r)) continue;
-      const std::string name = r["name"].GetString();
+  // picked up. Aggregated discovery (kube-apiserver 1.30+) answers for all
+  // groups at once; an upstream without it answers /apis with a plain
+  // APIGroupList, and then each group's preferred version is asked for.
+  const auto add_listable = [this, required](const std::string& group, const rapidjson::Value& resources,
+                                             const char* name_key) {
+    for (const auto& r : resources.GetArray()) {
+      if (!r.IsObject() || !r.HasMember(name_key) || !r[name_key].IsString() || !listable(r)) continue;
+      const std::string name = r[name_key].GetString();
       if (name.find('/') != std::string::npos) continue;  // a subresource
       add(group.empty() ? name : name + "." + group, required, cache::Encoding::kJson);
     }
   };
-  discovery_->get("/api/v1", [add_listable](int status, std::string body) {
-    if (status == 200) add_listable("", body);
-  });
-  discovery_->get("/apis", [this, add_listable](int status, std::string body) {
+  const auto add_list = [add_listable](const std::string& group, const std::string& body) {
     rapidjson::Document doc;
     doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
-    if (status != 200 || doc.HasParseError() || !doc.IsObject() || !doc.HasMember("groups") || !doc["groups"].IsArray()) {
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("resources") || !doc["resources"].IsArray()) return;
+    add_listable(group, doc["resources"], "name");
+  };
+  // APIGroupDiscoveryList: items (groups) -> versions, preferred first -> resources.
+  const auto add_aggregated = [add_listable](const rapidjson::Document& doc) {
+    for (const auto& g : doc["items"].GetArray()) {
+      if (!g.IsObject() || !g.HasMember("versions") || !g["versions"].IsArray() || g["versions"].Empty()) continue;
+      std::string group;
+      if (g.HasMember("metadata") && g["metadata"].IsObject() && g["metadata"].HasMember("name") &&
+          g["metadata"]["name"].IsString()) {
+        group = g["metadata"]["name"].GetString();
+      }
+      const auto& preferred = g["versions"][0];
+      if (preferred.IsObject() && preferred.HasMember("resources") && preferred["resources"].IsArray()) {
+        add_listable(group, preferred["resources"], "resource");
+      }
+    }
+  };
+  const auto aggregated = [](const rapidjson::Document& doc) {
+    return doc.IsObject() && doc.HasMember("kind") && doc["kind"] == "APIGroupDiscoveryList" &&
+           doc.HasMember("items") && doc["items"].IsArray();
+  };
+  discovery_->get("/api", kAggregatedDiscovery, [this, add_list, add_aggregated, aggregated](int status, std::string body) {
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
+    if (status == 200 && !doc.HasParseError() && aggregated(doc)) {
+      add_aggregated(doc);
       return;
     }
+    discovery_->get("/api/v1", [add_list](int status, std::string body) {
+      if (status == 200) add_list("", body);
+    });
+  });
+  discovery_->get("/apis", kAggregatedDiscovery, [this, add_list, add_aggregated, aggregated](int status, std::string body) {
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
+    if (status != 200 || doc.HasParseError() || !doc.IsObject()) return;
+    if (aggregated(doc)) {
+      add_aggregated(doc);
+      return;
+    }
+    if (!doc.HasMember("groups") || !doc["groups"].IsArray()) return;
     for (const auto& g : doc["groups"].GetArray()) {
       if (!g.IsObject() || !g.HasMember("name") || !g["name"].IsString() || !g.HasMember("preferredVersion") ||
           !g["preferredVersion"].IsObject() || !g["preferredVersion"].HasMember("groupVersion") ||
@@ -549,8 +597,8 @@ void CacheManager::walkDiscovery(bool required) {
       }
       const std::string group = g["name"].GetString();
       discovery_->get(std::string("/apis/") + g["preferredVersion"]["groupVersion"].GetString(),
-                      [add_listable, group](int status, std::string body) {
-                        if (status == 200) add_listable(group, body);
+                      [add_list, group](int status, std::string body) {
+                        if (status == 200) add_list(group, body);
                       });
     }
   });

@@ -22,6 +22,17 @@ TEST_CASE("flags take --name=value, --name value and bare booleans", "[config]")
   CHECK(o.admin_listen == "127.0.0.1:6444");  // untouched default
 }
 
+TEST_CASE("--cache-resources takes RESOURCE, RESOURCE.GROUP and GROUP/RESOURCE", "[config]") {
+  const auto o = parseOptions({"--cache-resources", "pods,deployments.apps,apps/replicasets,core/nodes,example.com/widgets,,*",
+                               "--warm-restart", "--max-staleness", "45s"});
+  CHECK(o.cache_resources ==
+        std::vector<std::string>{"pods", "deployments.apps", "replicasets.apps", "nodes", "widgets.example.com", "*"});
+  CHECK(o.warm_restart);
+  CHECK(o.max_staleness == std::chrono::seconds(45));
+  CHECK_FALSE(parseOptions({}).warm_restart);
+  CHECK(parseOptions({}).max_staleness.count() == 0);
+}
+
 TEST_CASE("bad flags are refused with a message naming them", "[config]") {
   REQUIRE_THROWS_WITH(parseOptions({"--nope"}), Catch::Contains("unknown flag --nope"));
   REQUIRE_THROWS_WITH(parseOptions({"--workers=x"}), Catch::Contains("--workers"));
