@@ -154,6 +154,8 @@ const std::vector<Flag>& flags() {
        KCP_DURATION(authorization_cache_authorized_ttl)},
       {"authorization-cache-unauthorized-ttl", "DURATION", "How long a denying SubjectAccessReview is reused.",
        KCP_DURATION(authorization_cache_unauthorized_ttl)},
+      {"audit-log-path", "PATH", "Write one JSON line per read the cache answered or refused (user, verb, resource, namespace, name, decision, code, bytes) to this file, or to standard output for -. Forwarded requests are in kube-apiserver's own audit log. Off when empty.",
+       KCP_STRING(audit_log_path)},
       {"max-concurrent-streams", "N", "HTTP/2 streams a client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).",
        KCP_INT("max-concurrent-streams", max_concurrent_streams, 1)},
       {"client-idle-timeout", "DURATION", "Close a client connection with no request in progress for this long (HTTP/2: GOAWAY), as kube-apiserver's server does.",

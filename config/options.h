@@ -54,6 +54,7 @@ struct ProxyOptions {
   std::chrono::milliseconds authentication_negative_cache_ttl{std::chrono::minutes(2)};
   std::chrono::milliseconds authorization_cache_authorized_ttl{std::chrono::minutes(5)};
   std::chrono::milliseconds authorization_cache_unauthorized_ttl{std::chrono::seconds(30)};
+  std::string audit_log_path;  // empty: off; "-": standard output
   int64_t max_concurrent_streams = 250;
   std::chrono::milliseconds client_idle_timeout{std::chrono::seconds(90)};
   std::chrono::milliseconds request_header_timeout{std::chrono::seconds(32)};

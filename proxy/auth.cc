@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "config/log.h"
+#include "proxy/audit.h"
 #include "proxy/proxy_router.h"
 #include "proxy/static_response.h"
 
@@ -181,7 +182,8 @@ void AuthorizedRead::next() {
   const std::string key = AuthCache::decisionKey(identity_.user, info_);
   if (const auto decision = cache_.decision(key)) {
     if (!decision->allowed) return fail(forbiddenStatus(info_, identity_.user.name, decision->reason));
-    return decide(allowed_());
+    info_.user = identity_.user.name;
+    return decide(allowed_(info_));
   }
   step_ = Step::kAccessReview;
   rapidjson::StringBuffer buf;
@@ -331,6 +333,8 @@ void AuthorizedRead::onUpstreamComplete() {
 }
 
 void AuthorizedRead::fail(const encoder::Status& status) {
+  info_.user = identity_.kind == Identity::Kind::kUser ? identity_.user.name : "";
+  audit::cachedRead(info_, status.code == 401 ? "unauthenticated" : "forbid", status.code, 0);
   decide(StaticResponse::sendStatus(stream_, status, protobuf_status_));
 }
 

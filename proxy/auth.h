@@ -98,7 +98,8 @@ class AuthCache {
 // where kube-apiserver decides.
 class AuthorizedRead : public DeferredHandler, public UpstreamStreamHandler {
  public:
-  using Allowed = std::function<RequestHandlerPtr()>;
+  // Called with the request as the authenticated user makes it.
+  using Allowed = std::function<RequestHandlerPtr(const RequestInfo& as_user)>;
   using Forward = std::function<RequestHandlerPtr()>;
   // The reviews go on `pool` with `credentials`; refusals are in protobuf
   // when `protobuf_status` (the client takes protobuf first).

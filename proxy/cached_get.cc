@@ -34,6 +34,7 @@ CachedGet::CachedGet(const CachedResource& resource, const cache::SnapshotPtr& s
                      const RequestHead& head, const RequestInfo& info, DownstreamStream& stream,
                      Metrics::Shard& metrics)
     : body_(evbuffer_new()), record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
+  record_.audit(info);
   const std::string key = cache::objectKey(info.namespace_, info.name);
   ResponseHead response;
   const bool protobuf = form.encoding == cache::Encoding::kProtobuf;

@@ -143,6 +143,7 @@ CachedList::CachedList(const CachedResource& resource, ListPlan plan, ResponseFo
       protobuf_(form.encoding == cache::Encoding::kProtobuf),
       staged_(evbuffer_new()),
       record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
+  record_.audit(info);
   encoder::ListMeta meta{plan_.resource_version};
   if (plan_.limit > 0) {
     paged_ = true;

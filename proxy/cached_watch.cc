@@ -103,6 +103,7 @@ CachedWatch::CachedWatch(const CachedResource& resource, WatchPlan plan, Respons
       deadline_(evtimer_new(base, onDeadline, this)),
       bookmark_timer_(evtimer_new(base, onBookmarkDue, this)),
       record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
+  record_.audit(info);
   if (protobuf_) {
     bookmark_template_ = resource_.reflector->bookmarkTemplate();
   } else if (!resource_.reflector->sortedListKeys()) {

@@ -14,6 +14,7 @@
 #include "config/log.h"
 #include "config/options.h"
 #include "proxy/admin.h"
+#include "proxy/audit.h"
 #include "proxy/cache_manager.h"
 #include "proxy/proxy_router.h"
 #include "proxy/tls.h"
@@ -119,6 +120,7 @@ int run(const config::ProxyOptions& opts) {
   } else {
     ca_pem = config::readFile(cert_file, "--tls-cert-file");
   }
+  if (!opts.audit_log_path.empty()) audit::open(opts.audit_log_path);
   SslCtxPtr server_ctx =
       makeServerContext(cert_file, key_file, opts.auth_mode == "delegate" ? opts.client_ca_file : std::string());
   SslCtxPtr proxy_ctx = makeUpstreamContext(upstream, true);

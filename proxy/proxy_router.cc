@@ -128,6 +128,7 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
                          info.subresource.empty();
   if (cacheable && who.kind == Identity::Kind::kProxy) {
     // The proxy may read what it caches, and that is all such a request could do upstream.
+    info.user = "kube-cache-proxy (its own identity)";
     if (auto handler = fromCache(head, info, stream)) return handler;
   } else if (cacheable && (who.kind == Identity::Kind::kToken || who.kind == Identity::Kind::kUser)) {
     // Served from the cache only once kube-apiserver says this user may.
@@ -136,9 +137,9 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
     } else {
       return std::make_unique<AuthorizedRead>(
           as_proxy_, credentials_, *auth_.cache, std::move(who), info, prefersProtobuf(head), stream,
-          [this, head, info, &stream]() -> RequestHandlerPtr {
-            if (auto handler = fromCache(head, info, stream)) return handler;
-            return forward(head, info, stream);
+          [this, head, &stream](const RequestInfo& as_user) -> RequestHandlerPtr {
+            if (auto handler = fromCache(head, as_user, stream)) return handler;
+            return forward(head, as_user, stream);
           },
           [this, head, info, &stream] { return forward(head, info, stream); });
     }

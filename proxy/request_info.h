@@ -21,6 +21,9 @@ struct RequestInfo {
   std::string subresource;
   std::string name;
   std::string path;  // without the query
+  // Who the request acts as, once known (the router and the auth check set
+  // it): for the audit log.
+  std::string user;
 };
 
 // Decodes %XX escapes (and '+' as a space in query components, as Go's

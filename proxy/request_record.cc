@@ -1,6 +1,7 @@
 #include "proxy/request_record.h"
 
 #include "config/log.h"
+#include "proxy/audit.h"
 
 namespace kcp::proxy {
 
@@ -17,10 +18,15 @@ RequestRecord::RequestRecord(Metrics::Shard& metrics, std::string verb, std::str
   metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
 }
 
+void RequestRecord::audit(const RequestInfo& info) {
+  if (audit::enabled()) audited_ = info;
+}
+
 RequestRecord::~RequestRecord() {
   metrics_.in_flight.fetch_sub(1, std::memory_order_relaxed);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const int code = status_ == 0 ? 499 : status_;
+  if (audited_) audit::cachedRead(*audited_, "allow", code, bytes_out_);
   metrics_.recordRequest(verb_, resource_, code, served_from_, seconds, bytes_in_, bytes_out_);
   if (log::enabled(1)) {
     log::verbose(1, "request", {{"verb", verb_}, {"method", method_}, {"path", path_}, {"code", std::to_string(code)},

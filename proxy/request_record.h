@@ -1,14 +1,17 @@
 // One request's accounting, whichever handler serves it (forwarded, tunnelled
 // or from the cache): counted in flight while alive; when destroyed, one
-// metrics record and, at -v 1, one request log line.
+// metrics record, at -v 1 one request log line, and for reads the cache
+// answered, one audit log line (see audit.h).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "proxy/exchange.h"
 #include "proxy/metrics.h"
+#include "proxy/request_info.h"
 
 namespace kcp::proxy {
 
@@ -24,6 +27,8 @@ class RequestRecord {
   int status() const { return status_; }
   void addBytesIn(uint64_t n) { bytes_in_ += n; }
   void addBytesOut(uint64_t n) { bytes_out_ += n; }
+  // A read the cache answers: audited when it ends (with --audit-log-path).
+  void audit(const RequestInfo& info);
 
  private:
   Metrics::Shard& metrics_;
@@ -32,6 +37,7 @@ class RequestRecord {
   std::string client_, protocol_;
   int status_ = 0;  // 0 until a response started: recorded as 499, the client went away first
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  std::optional<RequestInfo> audited_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 

@@ -6,7 +6,8 @@
 # JSON and protobuf) through the proxy and directly gets the same
 # allow/deny and the same Status bodies, also right after a RoleBinding is
 # removed (allowed at most for the authorization cache's TTL). Requests
-# without credentials get 401 unless --anonymous-auth.
+# without credentials get 401 unless --anonymous-auth. The audit log has a
+# line for each read the cache answered or refused.
 source "$(dirname "$0")/lib.sh"
 PROXY_BIN=${PROXY_BIN:-$ROOT/build/kube-cache-proxy}
 state=$(mktemp -d)
@@ -14,7 +15,8 @@ K=$ADMIN_KUBECONFIG
 port=$(free_port) aport=$(free_port)
 "$PROXY_BIN" --upstream-kubeconfig "$K" --state-dir "$state" --listen "127.0.0.1:$port" \
   --admin-listen "127.0.0.1:$aport" --cache-resources configmaps,secrets,pods --client-ca-file "$CA_FILE" \
-  --authorization-cache-authorized-ttl 3s --authorization-cache-unauthorized-ttl 3s >"$state/proxy.log" 2>&1 &
+  --authorization-cache-authorized-ttl 3s --authorization-cache-unauthorized-ttl 3s \
+  --audit-log-path "$state/audit.log" >"$state/proxy.log" 2>&1 &
 proxy=$!
 trap 'kill $proxy 2>/dev/null; wait $proxy 2>/dev/null; rm -rf "$state"; rm -f "$_log"' EXIT
 ready() { for _ in $(seq 300); do curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null && return 0; sleep 0.2; done; return 1; }
@@ -109,5 +111,17 @@ bad_token() {
   echo "$out"; jq -e '.code == 401 and .reason == "Unauthorized"' <<<"$out" >/dev/null
 }
 check "an unknown token on a cached read: 401 Unauthorized Status" bad_token
+audited() {
+  # Every line JSON; allowed reads with their bytes, refusals with their code, each with its user.
+  jq -e -s 'length > 0' "$state/audit.log" >/dev/null || return 1
+  local allow forbid unauth
+  allow=$(jq -s '[.[] | select(.decision == "allow" and .user == "team-a-reader" and .namespace == "team-a" and .code == 200 and .bytes > 0)] | length' "$state/audit.log")
+  forbid=$(jq -s '[.[] | select(.decision == "forbid" and .user == "no-access" and .code == 403)] | length' "$state/audit.log")
+  unauth=$(jq -s '[.[] | select(.decision == "unauthenticated" and .code == 401)] | length' "$state/audit.log")
+  echo "audit log: $(wc -l <"$state/audit.log") lines; team-a-reader served in team-a: $allow; no-access refused: $forbid; unauthenticated: $unauth"
+  head -2 "$state/audit.log"
+  ((allow > 0 && forbid > 0 && unauth > 0))
+}
+check "the audit log records cached reads served and refused, with user, decision, code and bytes" audited
 check "the proxy logged no sanitizer report" bash -c "! grep -E 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' '$state/proxy.log'"
 finish

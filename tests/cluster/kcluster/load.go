@@ -92,6 +92,7 @@ func cmdLoad(args []string) error {
 	namespaces := fs.Int("namespaces", 1, "spread objects over this many namespaces")
 	prefix := fs.String("namespace-prefix", "load", "namespaces are named PREFIX-0 .. PREFIX-(M-1)")
 	concurrency := fs.Int("concurrency", 32, "concurrent create requests")
+	groupSize := fs.Int("group-size", 0, "label objects group=g-(i/K) in groups of exactly K (an operator's owned sets); 0: the kind's own labels")
 	_ = fs.Parse(args)
 
 	rk, err := lookupKind(*resource)
@@ -126,6 +127,14 @@ func cmdLoad(args []string) error {
 				h := fnv.New64a()
 				fmt.Fprint(h, ns, name)
 				obj := rk.object(ns, name, *size, rand.New(rand.NewSource(int64(h.Sum64()))))
+				if *groupSize > 0 {
+					labels := obj.GetLabels()
+					if labels == nil {
+						labels = map[string]string{}
+					}
+					labels["group"] = fmt.Sprintf("g-%d", i / *groupSize)
+					obj.SetLabels(labels)
+				}
 				err := retry(func() error {
 					_, err := dyn.Resource(rk.gvr).Namespace(ns).Create(ctx, obj, metav1.CreateOptions{})
 					return err

@@ -29,6 +29,9 @@ Usage:
   kcluster faultcheck --kubeconfig PROXY --verify-against ADMIN [--resource R] [--informers N] [--protobuf]
                 [--watch-list true|false] [--watchers W]
                                   informers and raw watchers; "check NAME" on stdin compares them with ground truth
+  kcluster watchfan --url URL --writer-kubeconfig ADMIN [--kubeconfig K] [--namespace NS] [--name NAME]
+                [--h2 N] [--h1 M] [--rate R] [--duration D] [--connect-concurrency C]
+                                  N HTTP/2 + M HTTP/1.1 watches of one configmap updated at R/s; delivery latency
 
 Run "kcluster COMMAND -h" for the flags of one command.
 `
@@ -61,6 +64,8 @@ func main() {
 		err = cmdFaultProxy(args)
 	case "faultcheck":
 		err = cmdFaultCheck(args)
+	case "watchfan":
+		err = cmdWatchfan(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
