@@ -88,6 +88,20 @@ std::optional<ListPlan> planList(const CachedResource& resource, const RequestIn
   return plan;
 }
 
+bool answerSmallerThan(const ListPlan& plan, size_t bytes) {
+  const std::string first = plan.start.empty() ? plan.prefix : plan.start;
+  size_t total = 0;
+  int64_t selected = 0;
+  for (auto c = plan.snapshot->objects.lowerBound(first); c.valid() && (plan.limit == 0 || selected < plan.limit); c.next()) {
+    const cache::ObjectPtr& obj = c.object();
+    if (!std::string_view(obj->key).starts_with(plan.prefix)) break;
+    if (!plan.filter.empty() && !plan.filter.matches(*obj)) continue;
+    ++selected;
+    if ((total += obj->bytes.size()) >= bytes) return false;
+  }
+  return true;
+}
+
 encoder::ListMeta selectPage(const ListPlan& plan, std::vector<cache::ObjectPtr>& page) {
   // As kube-apiserver's cacher: up to `limit` selected objects; more items
   // remain when any object (selected or not) follows the last one selected;

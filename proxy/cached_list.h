@@ -51,6 +51,10 @@ struct ListPlan {
 // the client).
 std::optional<ListPlan> planList(const CachedResource& resource, const RequestInfo& info, const ListOptions& options);
 
+// Whether the plan's answer (its first page) holds fewer than `bytes` of
+// objects; stops walking as soon as it knows.
+bool answerSmallerThan(const ListPlan& plan, size_t bytes);
+
 // Selects one page of a plan with a limit into `page` and returns the list
 // metadata for it (its continue token goes in the head of a typed list).
 encoder::ListMeta selectPage(const ListPlan& plan, std::vector<cache::ObjectPtr>& page);

@@ -70,6 +70,10 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
 
 namespace {
 
+// Consistent LISTs answering less than this are forwarded (kube-apiserver
+// gzips only above it, too: below, a response is cheap).
+constexpr size_t kSmallConsistentList = 128 << 10;
+
 bool prefersProtobuf(const RequestHead& head) {
   const std::string* accept = head.header("accept");
   return accept != nullptr && accept->starts_with(cache::protobuf::kContentType);
@@ -215,11 +219,15 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
     return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), form, head, info, stream, metrics_) : nullptr;
   }
   // A consistent read: served as "not older than" kube-apiserver's current
-  // resourceVersion, once the cache has reached it.
+  // resourceVersion, once the cache has reached it. A small answer is
+  // forwarded instead: kube-apiserver serves it from its own watch cache at
+  // about the cost of the probe that serving it from ours takes, and without
+  // the wait for a bookmark when its resourceVersion has moved on.
   ListOptions at_least = *options;
   at_least.resource_version_match = "NotOlderThan";
   at_least.resource_version = std::string(1, '1');  // (not a literal: GCC 12 warns falsely on that assignment)
-  if (!planList(*cached, info, at_least)) return nullptr;
+  const auto probe_plan = planList(*cached, info, at_least);
+  if (!probe_plan || answerSmallerThan(*probe_plan, kSmallConsistentList)) return nullptr;
   auto serve = [this, cached, head, info, form, at_least, &stream](uint64_t rv) mutable -> RequestHandlerPtr {
     at_least.resource_version = std::to_string(rv);
     auto plan = planList(*cached, info, at_least);

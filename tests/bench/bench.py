@@ -245,6 +245,8 @@ def main():
     for ns in ("size10-0", "size100-0", "bench-0"):
         path = f"/api/v1/namespaces/{ns}/configmaps?resourceVersion=0"
         count = len(json.loads(upstream.get(path)[1])["items"])
+        if any(c == count for c, _ in points):
+            continue  # (a quick run's bench namespaces hold 100 too)
         record, _ = scenario(f"list-configmaps-{count}-json", sides, pids, args.reps, repeat(path, 5))
         records.append(record)
         points.append((count, record))

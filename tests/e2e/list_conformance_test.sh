@@ -13,6 +13,8 @@ K=$ADMIN_KUBECONFIG
 for r in configmaps secrets pods widgets; do
   "$KCLUSTER" load --kubeconfig "$K" --resource "$r" --count 60 --namespaces 2 --namespace-prefix conf --size 1500 >/dev/null 2>&1
 done
+# A namespace whose LIST is large enough (over 128 KiB) for consistent reads to be served from the cache.
+"$KCLUSTER" load --kubeconfig "$K" --resource configmaps --count 100 --namespaces 1 --namespace-prefix ryw --size 2000 >/dev/null 2>&1
 iport=$(free_port) aport=$(free_port)
 "$PROXY_BIN" --upstream-kubeconfig "$K" --state-dir "$state" --listen "127.0.0.1:$(free_port)" \
   --listen-insecure "127.0.0.1:$iport" --admin-listen "127.0.0.1:$aport" \
@@ -31,11 +33,22 @@ cached_consistent() {
   curl -s "http://127.0.0.1:$aport/metrics" |
     awk '/^kube_cache_proxy_consistent_reads_total\{resource="configmaps",encoding="json",served_from="cache"\}/ {print int($2)}'
 }
-read_your_writes() { (cd "$ROOT/tests/e2e" && /usr/bin/python3 read_your_writes.py "$iport" "$K" conf-0 50); }
+read_your_writes() { (cd "$ROOT/tests/e2e" && /usr/bin/python3 read_your_writes.py "$iport" "$K" ryw-0 50); }
 mostly_from_cache() { local after; after=$(cached_consistent); echo "cache-served consistent reads: $before -> $after"; ((after - before >= 45)); }
 before=$(cached_consistent)
 check "read your writes: a consistent LIST through the proxy after each of 50 creates sees it" read_your_writes
 check "and those consistent LISTs were answered from the cache (it caught up with each write)" mostly_from_cache
+forwarded_lists() {
+  curl -s "http://127.0.0.1:$aport/metrics" |
+    awk '/^kube_cache_proxy_requests_total\{/ && /verb="list"/ && /resource="configmaps"/ && /served_from="upstream"/ {s += $2} END {print s + 0}'
+}
+small_forwarded() {
+  local f0 c0; f0=$(forwarded_lists) c0=$(cached_consistent)
+  curl -sf -A kcp-e2e "http://127.0.0.1:$iport/api/v1/namespaces/conf-1/configmaps?labelSelector=tier%3Dfrontend" >/dev/null || return 1
+  echo "forwarded LISTs: $f0 -> $(forwarded_lists); cache-served consistent reads: $c0 -> $(cached_consistent)"
+  (($(forwarded_lists) == f0 + 1 && $(cached_consistent) == c0))
+}
+check "a consistent LIST with a small answer is forwarded (kube-apiserver answers it as cheaply as the probe)" small_forwarded
 python_client() { (cd "$ROOT/tests/e2e" && /usr/bin/python3 python_client.py "$iport" "$K" conf-1); }
 check "the Python kubernetes client lists the same objects through the proxy as directly" python_client
 check "the proxy logged no sanitizer report" bash -c "! grep -E 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' '$state/proxy.log'"

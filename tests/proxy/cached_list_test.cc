@@ -140,3 +140,30 @@ TEST_CASE("resourceVersion modes choose the snapshot or leave the request to kub
   with_token.continue_token = kcp::encoder::encodeContinueToken({8, "a/x\\0"});
   CHECK_FALSE(rv_of(with_token));  // continue with a resourceVersion: kube-apiserver answers 400
 }
+
+TEST_CASE("answerSmallerThan measures what a plan would answer: its selection, its first page", "[proxy]") {
+  Fixture f;
+  std::vector<ObjectPtr> objects;
+  size_t web_bytes = 0, all_bytes = 0;
+  for (int i = 0; i < 30; ++i) {
+    objects.push_back(object("a", "o" + std::to_string(100 + i), 10, i % 10 == 0 ? "web" : "db"));
+    all_bytes += objects.back()->bytes.size();
+    if (i % 10 == 0) web_bytes += objects.back()->bytes.size();
+  }
+  f.store.replace(objects, 10);
+  RequestInfo info;
+  info.namespace_ = "a";
+  const auto plan = [&](ListOptions o) {
+    auto p = planList(f.resource, info, o);
+    REQUIRE(p);
+    return *p;
+  };
+  CHECK(kcp::proxy::answerSmallerThan(plan(f.options("0")), all_bytes + 1));
+  CHECK_FALSE(kcp::proxy::answerSmallerThan(plan(f.options("0")), all_bytes));
+  CHECK(kcp::proxy::answerSmallerThan(plan(f.options("0", 0, "app=web")), web_bytes + 1));
+  CHECK_FALSE(kcp::proxy::answerSmallerThan(plan(f.options("0", 0, "app=web")), web_bytes));
+  // A page of 2 (an Exact read with a limit): only its first two objects count.
+  CHECK(kcp::proxy::answerSmallerThan(plan(f.options("10", 2)), objects[0]->bytes.size() + objects[1]->bytes.size() + 1));
+  info.namespace_ = "none";
+  CHECK(kcp::proxy::answerSmallerThan(plan(f.options("0")), 1));  // nothing at all
+}
