@@ -146,6 +146,20 @@ const std::vector<Flag>& flags() {
        KCP_STRING(client_ca_file)},
       {"anonymous-auth", "BOOL", "Delegate mode: treat requests without credentials as system:anonymous (authorized like any user) rather than refusing them with 401.",
        KCP_BOOL("anonymous-auth", anonymous_auth)},
+      {"token-review-audiences", "LIST", "Comma-separated audiences a client's bearer token must be meant for (sent in the TokenReview; the answer must name one). Default: kube-apiserver's own API audiences.",
+       [](ProxyOptions& o, const std::string& v) {
+         o.token_review_audiences.clear();
+         for (size_t start = 0; start <= v.size();) {
+           const size_t comma = std::min(v.find(',', start), v.size());
+           if (comma > start) o.token_review_audiences.push_back(v.substr(start, comma - start));
+           start = comma + 1;
+         }
+       },
+       [](const ProxyOptions& o) {
+         std::string out;
+         for (const auto& a : o.token_review_audiences) out += (out.empty() ? "" : ",") + a;
+         return out;
+       }},
       {"authentication-cache-ttl", "DURATION", "How long a TokenReview that authenticated a token is reused.",
        KCP_DURATION(authentication_cache_ttl)},
       {"authentication-negative-cache-ttl", "DURATION", "How long a TokenReview that refused a token is reused.",
@@ -166,6 +180,18 @@ const std::vector<Flag>& flags() {
        KCP_INT("max-request-header-bytes", max_request_header_bytes, 1024)},
       {"max-header-count", "N", "Most request headers accepted; more gets 431.",
        KCP_INT("max-header-count", max_header_count, 8)},
+      {"max-request-body-bytes", "BYTES", "Largest request body accepted (forwarded writes), as kube-apiserver's own limit; larger gets 413 RequestEntityTooLarge (a body without a declared length is cut off when it passes it).",
+       KCP_INT("max-request-body-bytes", max_request_body_bytes, 0)},
+      {"max-connections-per-client", "N", "Most connections open at once from one client address; more are closed as they arrive. 0: no limit.",
+       KCP_INT("max-connections-per-client", max_connections_per_client, 0)},
+      {"tls-handshake-timeout", "DURATION", "A client's TLS handshake (or, on the cleartext listener, its first bytes) must be done within this long.",
+       KCP_DURATION(tls_handshake_timeout)},
+      {"http2-max-resets-burst", "N", "HTTP/2 rapid-reset guard: RST_STREAM frames a client may send in a burst before the connection is closed (GOAWAY).",
+       KCP_INT("http2-max-resets-burst", http2_max_resets_burst, 1)},
+      {"http2-max-resets-per-second", "N", "HTTP/2 rapid-reset guard: RST_STREAM frames per second a client may send beyond the burst.",
+       KCP_INT("http2-max-resets-per-second", http2_max_resets_per_second, 1)},
+      {"http2-max-continuations", "N", "Most CONTINUATION frames after one HEADERS frame; more closes the connection (CONTINUATION flood).",
+       KCP_INT("http2-max-continuations", http2_max_continuations, 1)},
   };
   return table;
 }

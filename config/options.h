@@ -50,6 +50,7 @@ struct ProxyOptions {
   std::string client_ca_file;
   bool anonymous_auth = false;
   // As kube-apiserver's webhook authenticator and authorizer.
+  std::vector<std::string> token_review_audiences;  // empty: kube-apiserver's own
   std::chrono::milliseconds authentication_cache_ttl{std::chrono::minutes(2)};
   std::chrono::milliseconds authentication_negative_cache_ttl{std::chrono::minutes(2)};
   std::chrono::milliseconds authorization_cache_authorized_ttl{std::chrono::minutes(5)};
@@ -60,6 +61,11 @@ struct ProxyOptions {
   std::chrono::milliseconds request_header_timeout{std::chrono::seconds(32)};
   int64_t max_request_header_bytes = 1 << 20;
   int64_t max_header_count = 256;
+  int64_t max_request_body_bytes = 3 << 20;  // kube-apiserver's own limit
+  int64_t max_connections_per_client = 2048;  // 0: no limit
+  std::chrono::milliseconds tls_handshake_timeout{std::chrono::seconds(10)};
+  int64_t http2_max_resets_burst = 1000, http2_max_resets_per_second = 33;  // nghttp2's defaults
+  int64_t http2_max_continuations = 8;
   bool show_help = false;
   bool show_version = false;
 };

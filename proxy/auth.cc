@@ -174,6 +174,12 @@ void AuthorizedRead::next() {
       w.StartObject();
       w.Key("token");
       writeString(w, identity_.token);
+      if (!cache_.audiences().empty()) {
+        w.Key("audiences");
+        w.StartArray();
+        for (const auto& a : cache_.audiences()) writeString(w, a);
+        w.EndArray();
+      }
       w.EndObject();
       w.EndObject();
       return review("/apis/authentication.k8s.io/v1/tokenreviews", buf.GetString());
@@ -299,8 +305,19 @@ void AuthorizedRead::onUpstreamComplete() {
   };
   if (step_ == Step::kTokenReview) {
     UserInfo user;
-    if (status.HasMember("authenticated") && status["authenticated"].IsBool() && status["authenticated"].GetBool() &&
-        status.HasMember("user") && status["user"].IsObject()) {
+    // With audiences asked for, the token must be meant for one of them (as
+    // kube-apiserver's webhook token authenticator requires).
+    bool audience_ok = cache_.audiences().empty();
+    if (!audience_ok && status.HasMember("audiences") && status["audiences"].IsArray()) {
+      for (const auto& a : status["audiences"].GetArray()) {
+        if (a.IsString() && std::find(cache_.audiences().begin(), cache_.audiences().end(), a.GetString()) !=
+                                cache_.audiences().end()) {
+          audience_ok = true;
+        }
+      }
+    }
+    if (audience_ok && status.HasMember("authenticated") && status["authenticated"].IsBool() &&
+        status["authenticated"].GetBool() && status.HasMember("user") && status["user"].IsObject()) {
       const auto& u = status["user"];
       user.name = str(u, "username");
       user.uid = str(u, "uid");

@@ -56,7 +56,11 @@ class AuthCache {
   struct Ttls {
     std::chrono::milliseconds authenticated, unauthenticated, allowed, denied;
   };
-  explicit AuthCache(Ttls ttls) : ttls_(ttls) {}
+  // `audiences`: what TokenReviews ask tokens to be meant for (empty:
+  // kube-apiserver's own audiences).
+  explicit AuthCache(Ttls ttls, std::vector<std::string> audiences = {})
+      : ttls_(ttls), audiences_(std::move(audiences)) {}
+  const std::vector<std::string>& audiences() const { return audiences_; }
 
   // nullopt: not cached; an empty UserInfo name: the token was refused.
   std::optional<UserInfo> token(const std::string& token);
@@ -86,6 +90,7 @@ class AuthCache {
                      std::chrono::milliseconds ttl);
 
   Ttls ttls_;
+  const std::vector<std::string> audiences_;
   std::mutex mu_;
   std::unordered_map<std::string, Entry<UserInfo>> tokens_;
   std::unordered_map<std::string, Entry<Decision>> decisions_;

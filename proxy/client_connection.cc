@@ -11,12 +11,12 @@
 #include "proxy/http1_session.h"
 #include "proxy/http2_session.h"
 #include "proxy/tls.h"
+#include "proxy/upstream.h"
 
 namespace kcp::proxy {
 namespace {
 
 constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-constexpr timeval kHandshakeTimeout{10, 0};
 
 }  // namespace
 
@@ -54,7 +54,8 @@ void ClientHandshake::start() {
   // A timer of our own rather than bufferevent timeouts: those would outlive
   // the handshake on the bufferevent that the session inherits.
   timer_ = evtimer_new(host_.base(), onTimeoutCb, this);
-  evtimer_add(timer_, &kHandshakeTimeout);
+  const timeval timeout = timevalOf(limits_.tls_handshake_timeout);
+  evtimer_add(timer_, &timeout);
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
 }
 
@@ -110,11 +111,13 @@ void ClientHandshake::handOver(bool h2, PeerInfo peer) {
   host_.metrics().connections_accepted.fetch_add(1, std::memory_order_relaxed);
   if (h2) {
     auto s = std::make_unique<Http2Session>(host_, router_, limits_, bev, std::move(peer));
+    s->slot = std::move(slot);
     Http2Session* raw = s.get();
     host_.adopt(std::move(s));
     raw->start();
   } else {
     auto s = std::make_unique<Http1Session>(host_, router_, limits_, bev, std::move(peer));
+    s->slot = std::move(slot);
     Http1Session* raw = s.get();
     host_.adopt(std::move(s));
     raw->start();

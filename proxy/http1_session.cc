@@ -102,6 +102,8 @@ void Http1Session::resetRequestState() {
   too_large_ = false;
   request_complete_ = false;
   request_body_outstanding_ = 0;
+  request_body_bytes_ = 0;
+  body_too_large_ = false;
   head_request_ = false;
   response_started_ = chunked_ = response_complete_ = false;
   body_allowed_ = true;
@@ -139,6 +141,10 @@ void Http1Session::onRead() {
       if (too_large_ || err == HPE_HEADER_OVERFLOW) {
         host_.metrics().recordRejection("header_bytes");
         fail(431, "RequestHeaderFieldsTooLarge", "request headers too large");
+      } else if (body_too_large_) {
+        host_.metrics().recordRejection("request_body_bytes");
+        const encoder::Status status = requestEntityTooLarge(limits_.max_request_body_bytes);
+        fail(status.code, status.reason.c_str(), status.message);
       } else if (response_started_) {
         close("bad request after the response started");
       } else {
@@ -249,6 +255,12 @@ int Http1Session::onHeadersComplete(http_parser* p) noexcept {
     s.too_large_ = false;
     return 1;  // absolute-form or asterisk-form: not for a reverse proxy
   }
+  if (h.content_length > s.limits_.max_request_body_bytes) {
+    s.host_.metrics().recordRejection("request_body_bytes");
+    s.keep_alive_ = false;  // the body is not read: the connection ends with the answer
+    s.handler_ = StaticResponse::sendStatus(s, requestEntityTooLarge(s.limits_.max_request_body_bytes));
+    return 0;
+  }
   s.handler_ = s.router_.route(h, s);
   if (!h.upgrade.empty()) {
     s.tunnel_ = true;
@@ -265,6 +277,10 @@ int Http1Session::onHeadersComplete(http_parser* p) noexcept {
 int Http1Session::onBody(http_parser* p, const char* at, size_t len) noexcept {
   auto& s = self(p);
   if (!s.handler_) return 0;
+  if ((s.request_body_bytes_ += int64_t(len)) > s.limits_.max_request_body_bytes) {
+    s.body_too_large_ = true;  // a chunked body past the limit
+    return 1;
+  }
   s.request_body_outstanding_ += len;
   s.handler_->onRequestBody(reinterpret_cast<const uint8_t*>(at), len);
   return 0;

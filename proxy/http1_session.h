@@ -82,6 +82,8 @@ class Http1Session : public Session, public DownstreamStream {
   RequestHandlerPtr handler_;
   bool request_complete_ = false;
   size_t request_body_outstanding_ = 0;  // given to the handler, not yet passed on
+  int64_t request_body_bytes_ = 0;       // of this request so far (limit: max_request_body_bytes)
+  bool body_too_large_ = false;
   bool keep_alive_ = true;
   bool head_request_ = false;
 

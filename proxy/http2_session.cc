@@ -65,7 +65,11 @@ class Http2Session::Stream : public DownstreamStream {
   RequestHandlerPtr handler_;
   int64_t header_bytes_ = 0;
   int64_t header_count_ = 0;
+  int64_t body_bytes_ = 0;
+  std::chrono::steady_clock::time_point began_ = std::chrono::steady_clock::now();
+  bool head_complete_ = false;
   bool headers_too_large_ = false;
+  bool body_too_large_ = false;
   bool bad_request_ = false;
   bool response_submitted_ = false;
 };
@@ -78,7 +82,8 @@ Http2Session::Http2Session(SessionHost& host, Router& router, const ClientLimits
       bev_(bev),
       peer_(std::move(peer)),
       flush_ev_(event_new(host.base(), -1, 0, onFlushCb, this)),
-      idle_timer_(evtimer_new(host.base(), onIdleCb, this)) {
+      idle_timer_(evtimer_new(host.base(), onIdleCb, this)),
+      header_timer_(evtimer_new(host.base(), onHeaderTimeoutCb, this)) {
   host_.metrics().client_connections.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -92,6 +97,47 @@ void Http2Session::onIdleCb(evutil_socket_t, short, void* p) {
   self(p).drain();
 }
 
+void Http2Session::armHeaderTimer() {
+  if (evtimer_pending(header_timer_, nullptr)) return;
+  const timeval tv = timevalOf(limits_.header_timeout);
+  evtimer_add(header_timer_, &tv);
+}
+
+void Http2Session::onHeaderTimeoutCb(evutil_socket_t, short, void* p) {
+  auto& s = self(p);
+  const auto now = std::chrono::steady_clock::now();
+  bool waiting = false;
+  for (const auto& [id, st] : s.streams_) {
+    if (st->head_complete_) continue;
+    if (now - st->began_ >= s.limits_.header_timeout) {
+      s.host_.metrics().recordRejection("header_timeout");
+      s.terminate(NGHTTP2_ENHANCE_YOUR_CALM, "request head not complete within the header timeout");
+      return;
+    }
+    waiting = true;
+  }
+  if (waiting) s.armHeaderTimer();
+}
+
+void Http2Session::terminate(uint32_t error_code, const char* why) {
+  log::verbose(1, "closing an HTTP/2 client connection", {{"client", peer_.address}, {"reason", why}});
+  terminated_by_us_ = true;
+  nghttp2_session_terminate_session(session_, error_code);
+  scheduleFlush();
+}
+
+int Http2Session::onFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* p) noexcept {
+  auto& s = self(p);
+  if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && !s.terminated_by_us_) {
+    // nghttp2 itself ended the session: a flood it guards against (rapid
+    // resets, or too many SETTINGS, PINGs or CONTINUATIONs).
+    s.host_.metrics().recordRejection("http2_flood");
+    log::verbose(1, "HTTP/2 client flooded the connection",
+                 {{"client", s.peer_.address}, {"error", nghttp2_http2_strerror(frame->goaway.error_code)}});
+  }
+  return 0;
+}
+
 Http2Session::~Http2Session() {
   // Handlers go first: their destructors may still call their stream.
   for (auto& [id, s] : streams_) {
@@ -102,18 +148,26 @@ Http2Session::~Http2Session() {
   bufferevent_free(bev_);
   event_free(flush_ev_);
   event_free(idle_timer_);
+  event_free(header_timer_);
   host_.metrics().client_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Http2Session::start() {
-  const int rv = newSession(&session_, true, this, [](nghttp2_session_callbacks* cbs) {
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, onBeginHeaders);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, onHeader);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, onFrameRecv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, onDataChunk);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, onStreamClose);
-    nghttp2_session_callbacks_set_send_data_callback(cbs, onSendData);
-  });
+  const int rv = newSession(
+      &session_, true, this,
+      [](nghttp2_session_callbacks* cbs) {
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, onBeginHeaders);
+        nghttp2_session_callbacks_set_on_header_callback(cbs, onHeader);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, onFrameRecv);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, onDataChunk);
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, onStreamClose);
+        nghttp2_session_callbacks_set_send_data_callback(cbs, onSendData);
+        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, onFrameSend);
+      },
+      [this](nghttp2_option* opt) {
+        nghttp2_option_set_stream_reset_rate_limit(opt, limits_.http2_reset_burst, limits_.http2_resets_per_second);
+        nghttp2_option_set_max_continuations(opt, limits_.http2_max_continuations);
+      });
   if (rv != 0) {
     close("nghttp2 session creation failed");
     return;
@@ -146,6 +200,7 @@ void Http2Session::close(const char* why) {
   log::verbose(2, "client connection closed", {{"client", peer_.address}, {"reason", why}});
   bufferevent_disable(bev_, EV_READ | EV_WRITE);
   evtimer_del(idle_timer_);
+  evtimer_del(header_timer_);
   host_.release(this);
 }
 
@@ -167,6 +222,8 @@ void Http2Session::onRead() {
   evbuffer* in = bufferevent_get_input(bev_);
   if (const ssize_t err = receiveInto(session_, in, [this] { return closing_; }); err < 0) {
     log::verbose(1, "HTTP/2 protocol error from client", {{"client", peer_.address}, {"error", nghttp2_strerror(int(err))}});
+    if (err == NGHTTP2_ERR_FLOODED || err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) host_.metrics().recordRejection("http2_flood");
+    terminated_by_us_ = true;
     nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
     evbuffer_drain(in, evbuffer_get_length(in));
     bufferevent_disable(bev_, EV_READ);
@@ -224,6 +281,7 @@ int Http2Session::onBeginHeaders(nghttp2_session* session, const nghttp2_frame* 
   nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream.get());
   s.streams_[frame->hd.stream_id] = std::move(stream);
   evtimer_del(s.idle_timer_);
+  s.armHeaderTimer();
   return 0;
 }
 
@@ -261,6 +319,7 @@ int Http2Session::onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void
   if (st == nullptr) return 0;
   const bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    st->head_complete_ = true;
     if (st->headers_too_large_) {
       s.host_.metrics().recordRejection("header_bytes");
       s.respondError(*st, 431, "RequestHeaderFieldsTooLarge", "request headers too large");
@@ -272,9 +331,16 @@ int Http2Session::onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void
     }
     if (s.closing_) return 0;
     st->head_.end_stream = end_stream;
+    if (st->head_.content_length > s.limits_.max_request_body_bytes) {
+      s.host_.metrics().recordRejection("request_body_bytes");
+      st->body_too_large_ = true;  // its DATA is dropped
+      st->handler_ = StaticResponse::sendStatus(*st, requestEntityTooLarge(s.limits_.max_request_body_bytes));
+      return 0;
+    }
     st->handler_ = s.router_.route(st->head_, *st);
     if (end_stream && st->handler_) st->handler_->onRequestComplete();
-  } else if (frame->hd.type == NGHTTP2_DATA && end_stream && st->handler_ && !st->headers_too_large_) {
+  } else if (frame->hd.type == NGHTTP2_DATA && end_stream && st->handler_ && !st->headers_too_large_ &&
+             !st->body_too_large_) {
     st->handler_->onRequestComplete();
   }
   return 0;
@@ -282,9 +348,19 @@ int Http2Session::onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void
 
 int Http2Session::onDataChunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len,
                               void* p) noexcept {
-  Stream* st = self(p).streamOf(id);
-  if (st == nullptr || !st->handler_ || st->headers_too_large_) {
+  auto& s = self(p);
+  Stream* st = s.streamOf(id);
+  if (st == nullptr || !st->handler_ || st->headers_too_large_ || st->body_too_large_) {
     nghttp2_session_consume(session, id, len);
+    return 0;
+  }
+  if ((st->body_bytes_ += int64_t(len)) > s.limits_.max_request_body_bytes) {
+    // A body without a length, past the limit: the request ends here.
+    s.host_.metrics().recordRejection("request_body_bytes");
+    st->body_too_large_ = true;
+    nghttp2_session_consume(session, id, len);
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    s.scheduleFlush();
     return 0;
   }
   st->handler_->onRequestBody(data, len);

@@ -52,6 +52,7 @@ class Http2Session : public Session {
   static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* p) noexcept;
   static int onDataChunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* p) noexcept;
   static int onStreamClose(nghttp2_session*, int32_t id, uint32_t error_code, void* p) noexcept;
+  static int onFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* p) noexcept;
   static ssize_t onReadResponseBody(nghttp2_session*, int32_t id, uint8_t*, size_t length, uint32_t* flags,
                                     nghttp2_data_source*, void* p) noexcept;
   static int onSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
@@ -67,6 +68,13 @@ class Http2Session : public Session {
   event* idle_timer_;  // armed while no stream is open
   static void onIdleCb(evutil_socket_t, short, void* p);
   void armIdle();
+  // Armed while a stream's request head is incomplete: it must be complete
+  // within the header timeout (a slowloris dripping HEADERS/CONTINUATION).
+  event* header_timer_;
+  static void onHeaderTimeoutCb(evutil_socket_t, short, void* p);
+  void armHeaderTimer();
+  void terminate(uint32_t error_code, const char* why);
+  bool terminated_by_us_ = false;  // a GOAWAY with an error that nghttp2 sent itself is a flood
   bool closing_ = false;
   bool finishing_ = false;  // session over, last bytes still being written
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;

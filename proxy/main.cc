@@ -2,6 +2,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -78,6 +79,18 @@ void writeClientKubeconfig(const std::string& path, const config::ProxyOptions& 
   std::filesystem::rename(tmp, path);
 }
 
+// Every connection is a file descriptor: take what the hard limit allows
+// (the soft one is often 1024).
+void raiseOpenFileLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  const rlim_t before = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &lim) == 0) {
+    log::verbose(1, "raised the open file limit", {{"from", std::to_string(before)}, {"to", std::to_string(lim.rlim_max)}});
+  }
+}
+
 struct SignalContext {
   event_base* base;
   int count = 0;
@@ -137,6 +150,19 @@ int run(const config::ProxyOptions& opts) {
   limits.max_concurrent_streams = uint32_t(std::min<int64_t>(opts.max_concurrent_streams, UINT32_MAX));
   limits.idle_timeout = opts.client_idle_timeout;
   limits.header_timeout = opts.request_header_timeout;
+  limits.tls_handshake_timeout = opts.tls_handshake_timeout;
+  limits.max_request_body_bytes = opts.max_request_body_bytes;
+  limits.http2_reset_burst = uint64_t(opts.http2_max_resets_burst);
+  limits.http2_resets_per_second = uint64_t(opts.http2_max_resets_per_second);
+  limits.http2_max_continuations = size_t(opts.http2_max_continuations);
+  raiseOpenFileLimit();
+  // Counted across the main workers (the admin listener is not limited).
+  std::unique_ptr<ClientConnectionCounter> connections;
+  ClientLimits worker_limits = limits;
+  if (opts.max_connections_per_client > 0) {
+    connections = std::make_unique<ClientConnectionCounter>(opts.max_connections_per_client);
+    worker_limits.connections = connections.get();
+  }
 
   std::vector<ListenSpec> listens = {{opts.listen, server_ctx.get()}};
   if (!opts.listen_insecure.empty()) listens.push_back({opts.listen_insecure, nullptr});
@@ -173,13 +199,14 @@ int run(const config::ProxyOptions& opts) {
     cache->start();
   }
   AuthCache auth_cache({opts.authentication_cache_ttl, opts.authentication_negative_cache_ttl,
-                        opts.authorization_cache_authorized_ttl, opts.authorization_cache_unauthorized_ttl});
+                        opts.authorization_cache_authorized_ttl, opts.authorization_cache_unauthorized_ttl},
+                       opts.token_review_audiences);
   // Workers last: destroyed first, before the cache their routers read.
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < n_workers; ++i) {
     Metrics::Shard& shard = metrics.addShard();
     workers.push_back(std::make_unique<Worker>(
-        "worker-" + std::to_string(i), listens, limits, shard, [&](Worker& w) -> std::unique_ptr<Router> {
+        "worker-" + std::to_string(i), listens, worker_limits, shard, [&](Worker& w) -> std::unique_ptr<Router> {
           return std::make_unique<ProxyRouter>(w.base(), target, proxy_ctx.get(), passthrough_ctx.get(), credentials,
                                                opts.upstream_dial_timeout, opts.upstream_keepalive, w.metrics(),
                                                cache.get(),

@@ -3,7 +3,8 @@
 namespace kcp::proxy {
 
 int newSession(nghttp2_session** session, bool server, void* user_data,
-               const std::function<void(nghttp2_session_callbacks*)>& set_callbacks) {
+               const std::function<void(nghttp2_session_callbacks*)>& set_callbacks,
+               const std::function<void(nghttp2_option*)>& set_options) {
   nghttp2_session_callbacks* cbs;
   if (const int rv = nghttp2_session_callbacks_new(&cbs); rv != 0) return rv;
   set_callbacks(cbs);
@@ -13,6 +14,7 @@ int newSession(nghttp2_session** session, bool server, void* user_data,
     return rv;
   }
   nghttp2_option_set_no_auto_window_update(opt, 1);
+  if (set_options) set_options(opt);
   const int rv = server ? nghttp2_session_server_new2(session, cbs, user_data, opt)
                         : nghttp2_session_client_new2(session, cbs, user_data, opt);
   nghttp2_option_del(opt);

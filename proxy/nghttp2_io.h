@@ -15,10 +15,12 @@ namespace kcp::proxy {
 
 // Creates a client or server session for `user_data`, with the callbacks
 // `set_callbacks` installs and flow control left to the caller (no automatic
-// WINDOW_UPDATE: windows reopen only as data is consumed). Returns 0 or an
-// nghttp2 error code.
+// WINDOW_UPDATE: windows reopen only as data is consumed); `set_options`,
+// if given, adds options of the caller's (a server's flood limits). Returns 0
+// or an nghttp2 error code.
 int newSession(nghttp2_session** session, bool server, void* user_data,
-               const std::function<void(nghttp2_session_callbacks*)>& set_callbacks);
+               const std::function<void(nghttp2_session_callbacks*)>& set_callbacks,
+               const std::function<void(nghttp2_option*)>& set_options = {});
 
 // Feeds what `in` holds to the session, draining what it consumed, until
 // `in` is empty or `stop()` turns true (a callback closed the connection).

@@ -162,6 +162,23 @@ void Worker::onReapCb(evutil_socket_t, short, void* arg) {
   released.clear();  // destructors may release more; those land in a fresh released_
 }
 
+ClientConnectionCounter::Slot ClientConnectionCounter::acquire(const std::string& address) {
+  std::lock_guard lock(mu_);
+  int64_t& n = open_[address];
+  if (n >= max_) return {};
+  ++n;
+  return Slot(this, address);
+}
+
+void ClientConnectionCounter::Slot::release() {
+  if (counter_ == nullptr) return;
+  std::lock_guard lock(counter_->mu_);
+  if (const auto it = counter_->open_.find(address_); it != counter_->open_.end() && --it->second <= 0) {
+    counter_->open_.erase(it);
+  }
+  counter_ = nullptr;
+}
+
 void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
   auto& l = *static_cast<Listener*>(arg);
   Worker& w = *l.worker;
@@ -182,7 +199,15 @@ void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, 
   if (addr->sa_family == AF_INET6) peer += ']';
   peer += ':';
   peer += std::to_string(port);
+  ClientConnectionCounter::Slot slot;
+  if (w.limits_.connections != nullptr && !(slot = w.limits_.connections->acquire(host))) {
+    w.metrics_.recordRejection("connections_per_client");
+    log::verbose(2, "client connection refused: too many from one address", {{"client", peer}});
+    evutil_closesocket(fd);
+    return;
+  }
   auto hs = std::make_unique<ClientHandshake>(w, *w.router_, w.limits_, l.ssl_ctx, fd, peer);
+  hs->slot = std::move(slot);
   ClientHandshake* raw = hs.get();
   w.adopt(std::move(hs));
   raw->start();
