@@ -219,15 +219,21 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
     return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), form, head, info, stream, metrics_) : nullptr;
   }
   // A consistent read: served as "not older than" kube-apiserver's current
-  // resourceVersion, once the cache has reached it. A small answer is
-  // forwarded instead: kube-apiserver serves it from its own watch cache at
-  // about the cost of the probe that serving it from ours takes, and without
-  // the wait for a bookmark when its resourceVersion has moved on.
+  // resourceVersion, once the cache has reached it. While the cache is
+  // current, a small answer is forwarded instead: kube-apiserver serves it
+  // from its own watch cache at about the cost of the probe that serving it
+  // from ours takes, and without the wait for a bookmark when its
+  // resourceVersion has moved on. (A stale cache may mean kube-apiserver is
+  // out of reach: then the probe's failure lets --max-staleness decide.)
   ListOptions at_least = *options;
   at_least.resource_version_match = "NotOlderThan";
   at_least.resource_version = std::string(1, '1');  // (not a literal: GCC 12 warns falsely on that assignment)
   const auto probe_plan = planList(*cached, info, at_least);
-  if (!probe_plan || answerSmallerThan(*probe_plan, kSmallConsistentList)) return nullptr;
+  if (!probe_plan) return nullptr;
+  if (cached->staleness(std::chrono::steady_clock::now()).count() == 0 &&
+      answerSmallerThan(*probe_plan, kSmallConsistentList)) {
+    return nullptr;
+  }
   auto serve = [this, cached, head, info, form, at_least, &stream](uint64_t rv) mutable -> RequestHandlerPtr {
     at_least.resource_version = std::to_string(rv);
     auto plan = planList(*cached, info, at_least);
