@@ -521,7 +521,13 @@ def write_report(result, out):
               "a time: the proxy over cleartext HTTP/2 like nghttpd's static file, kube-apiserver over TLS (it "
               "has no cleartext port). In `watch-fanout-...`, p50/p99 are delivery latencies (write to receipt) "
               "and req/s is events delivered per second; one writer updates one configmap 10 times a second "
-              "(the issue's 100/s, scaled to what one 2-core machine can deliver to every watcher)."]
+              "(the issue's 100/s, scaled to what one 2-core machine can deliver to every watcher); a server too busy to "
+              "keep up delivers fewer (the writer writes to kube-apiserver in both runs). Where the proxy is not ahead "
+              "and why: a dashboard view's p99, when a consistent read of all pods waits about a second for the "
+              "bookmark that shows the cache has reached kube-apiserver's current revision (kube-apiserver's own "
+              "cache gets there by an etcd progress notification, which its clients cannot ask for); and the static "
+              "file, which nghttpd sends from one buffer while the proxy assembles the response from each object's "
+              "bytes."]
     with open(os.path.join(out, "REPORT.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
