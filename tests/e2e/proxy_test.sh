@@ -227,9 +227,13 @@ for _ in $(seq 100); do
   [[ $(curl -s -o /dev/null -w '%{http_code}' -A kcp-e2e "http://127.0.0.1:$cport/apis/example.com/v1/namespaces/slow-0/widgets?resourceVersion=0&limit=1") == 200 ]] && break
   sleep 0.2
 done
+sleep 2  # the cache synced (its first LIST) before the readers' baseline is taken
+check "from the cache: a reader that pauses 20 s after 1 MB gets every byte, proxy RSS < 64 MB above its level" \
+  /usr/bin/python3 "$ROOT/tests/e2e/slow_reader.py" --port "$cport" --pid "$cached" \
+  --path "/apis/example.com/v1/namespaces/slow-0/widgets?resourceVersion=0" --expect-items $((mb * 10)) \
+  --pause 20 --max-rss-growth-mb 64
 cached_slow_readers() {
   local pids=() i failed=0
-  sleep 2  # the cache synced (its first LIST) before the readers' baseline is taken
   for i in $(seq 10); do
     /usr/bin/python3 "$ROOT/tests/e2e/slow_reader.py" --port "$cport" --pid "$cached" \
       --path "/apis/example.com/v1/namespaces/slow-0/widgets?resourceVersion=0" --expect-items $((mb * 10)) \
