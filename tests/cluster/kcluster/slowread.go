@@ -82,12 +82,10 @@ func cmdSlowread(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "slowread: read 1 MB over %s, pausing %s\n", resp.Proto, *pause)
 	time.Sleep(*pause)
-	var list struct {
-		Items []json.RawMessage `json:"items"`
-	}
 	body := io.MultiReader(strings.NewReader(string(head)), resp.Body)
 	counter := &countingReader{r: bufio.NewReaderSize(body, 1<<20)}
-	if err := json.NewDecoder(counter).Decode(&list); err != nil {
+	items, err := countItems(json.NewDecoder(counter))
+	if err != nil {
 		return fmt.Errorf("the body is not a whole JSON list: %w", err)
 	}
 	close(stop)
@@ -95,12 +93,12 @@ func cmdSlowread(args []string) error {
 	growth := peak - idle
 	mu.Unlock()
 	out, _ := json.Marshal(map[string]interface{}{
-		"protocol": resp.Proto, "bytes": counter.n, "items": len(list.Items), "seconds": time.Since(start).Seconds(),
+		"protocol": resp.Proto, "bytes": counter.n, "items": items, "seconds": time.Since(start).Seconds(),
 		"rss_idle_mb": idle, "rss_peak_mb": peak, "rss_growth_mb": growth,
 	})
 	fmt.Println(string(out))
-	if *expect >= 0 && len(list.Items) != *expect {
-		return fmt.Errorf("%d items, expected %d", len(list.Items), *expect)
+	if *expect >= 0 && items != *expect {
+		return fmt.Errorf("%d items, expected %d", items, *expect)
 	}
 	if growth > *maxGrowth {
 		return fmt.Errorf("RSS grew by %.1f MB, bound %.1f MB", growth, *maxGrowth)
@@ -131,4 +129,45 @@ func rssMB(pid int) (float64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS")
+}
+
+// countItems reads a JSON list to its end, one item at a time (a reader of a
+// 1 GB list holds one item, not the list), and returns how many it had.
+func countItems(dec *json.Decoder) (int, error) {
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return 0, fmt.Errorf("not an object (%v)", err)
+	}
+	items := 0
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return 0, err
+		}
+		if key != "items" {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if t, err := dec.Token(); err != nil || (t != json.Delim('[') && t != nil) {
+			return 0, fmt.Errorf("items is not a list (%v)", err)
+		} else if t == nil {
+			continue // "items": null
+		}
+		for dec.More() {
+			var item json.RawMessage
+			if err := dec.Decode(&item); err != nil {
+				return 0, err
+			}
+			items++
+		}
+		if _, err := dec.Token(); err != nil { // ]
+			return 0, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // }
+		return 0, err
+	}
+	return items, nil
 }
