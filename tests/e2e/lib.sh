@@ -46,5 +46,18 @@ finish() {
 # running PID: the process exists and is not a zombie awaiting its reaper.
 running() { [[ -r /proc/$1/stat ]] && ! grep -q ') Z ' "/proc/$1/stat"; }
 
+# cleartext_kubeconfig FILE PORT: a kubeconfig for a proxy's cleartext
+# listener, without credentials (its requests act as the proxy).
+cleartext_kubeconfig() {
+  cat >"$1" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: proxy, cluster: {server: "http://127.0.0.1:$2"}}]
+users: [{name: none, user: {}}]
+contexts: [{name: proxy, context: {cluster: proxy, user: none}}]
+current-context: proxy
+KC
+}
+
 # free_port: a TCP port free on loopback right now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

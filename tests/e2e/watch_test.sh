@@ -18,15 +18,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; kill $proxy 2>/dev/null; wait $proxy 2>/dev/null; rm -rf "$state"; rm -f "$_log"' EXIT
 synced() { for _ in $(seq 300); do curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null && return 0; sleep 0.2; done; return 1; }
 check "the proxy syncs its cache" synced
-# A kubeconfig for the cleartext port without credentials: requests act as the proxy.
-cat >"$state/proxy.kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: proxy, cluster: {server: "http://127.0.0.1:$iport"}}]
-users: [{name: none, user: {}}]
-contexts: [{name: proxy, context: {cluster: proxy, user: none}}]
-current-context: proxy
-KC
+cleartext_kubeconfig "$state/proxy.kubeconfig" "$iport"
 
 watch_conformance() { (cd "$ROOT/tests/e2e" && /usr/bin/python3 watch_conformance.py "$iport" "$aport" "$K" "$KCLUSTER" --seed "$1"); }
 check "18 kinds of watch (metadata-only and protobuf too) through the proxy and directly during churn: the same events" watch_conformance 1

@@ -64,14 +64,7 @@ faults_setup() {
   # serving certificate is for 127.0.0.1, whatever the port).
   sed "s#server: $APISERVER_URL#server: https://127.0.0.1:$fport#" "$K" >"$work/upstream.kubeconfig"
   grep -q "127.0.0.1:$fport" "$work/upstream.kubeconfig" || return 1
-  cat >"$work/proxy.kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: proxy, cluster: {server: "http://127.0.0.1:$iport"}}]
-users: [{name: none, user: {}}]
-contexts: [{name: proxy, context: {cluster: proxy, user: none}}]
-current-context: proxy
-KC
+  cleartext_kubeconfig "$work/proxy.kubeconfig" "$iport"
   start_proxy || return 1
   # Two checkers: watch-list informers over JSON, and classic LIST+WATCH
   # informers over protobuf (WatchListClient is per process).
