@@ -18,7 +18,9 @@ Cases that check an answer:
   idle-many N    N connections that never send, held for 20 s while a
                  well-behaved client LISTs; prints its latencies
   never-reads PATH  a LIST that is never read, held for 15 s (prints nothing:
-                 the caller measures the proxy meanwhile)"""
+                 the caller measures the proxy meanwhile)
+  never-reads-h2 PATH  the same over HTTP/2: the stream's window is never
+                 replenished and the socket never read"""
 import resource
 import socket
 import sys
@@ -162,6 +164,14 @@ def main():
         print(f"a well-behaved client's LISTs meanwhile: {', '.join(f'{t:.0f}' for t in times)} ms; "
               f"{still} idle connections held")
         return 0 if max(times) < 1000 else 1
+    if case == "never-reads-h2":
+        s, conn = h2_client(port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        h2_request(conn, sys.argv[3])
+        s.sendall(conn.data_to_send())
+        time.sleep(15)
+        s.close()
+        return 0
     if case == "never-reads":
         c = socket.create_connection(("127.0.0.1", port))
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -112,9 +112,9 @@ idle_many() {
 }
 check "10,000 idle connections: closed at the timeouts, memory bounded, a well-behaved client served" idle_many
 
-never_reads() {
+never_reads() { # CASE: never-reads (HTTP/1.1) or never-reads-h2
   local before peak=0 r; before=$(rss_mb)
-  (cd "$ROOT/tests/e2e" && /usr/bin/python3 hostile_clients.py never-reads "$iport" \
+  (cd "$ROOT/tests/e2e" && /usr/bin/python3 hostile_clients.py "$1" "$iport" \
     "/apis/example.com/v1/namespaces/hostile-0/widgets?resourceVersion=0") &
   local client=$! served=0 t0
   for _ in $(seq 10); do
@@ -128,7 +128,8 @@ never_reads() {
   echo "proxy RSS: $before MB before, at most $peak MB while a client never read a 60 MB LIST; others: $served of 10 LISTs in under 1 s"
   ((peak - before < 64 && served == 10))
 }
-check "a client that never reads a 60 MB LIST: the proxy's memory stays within 64 MB of before; others served" never_reads
+check "a client that never reads a 60 MB LIST: the proxy's memory stays within 64 MB of before; others served" never_reads never-reads
+check "the same over HTTP/2 (a stream window never replenished)" never_reads never-reads-h2
 
 per_client() { # a second proxy that allows 50 connections per address
   local p2 a2; p2=$(free_port) a2=$(free_port)

@@ -15,6 +15,8 @@ check() {
   local what=$1; shift
   if "$@" >"$_log" 2>&1; then
     echo "  ok    $what"
+    # Differential tests' "N/N identical" tallies are shown on success too.
+    grep -E '^[0-9]+/[0-9]+ identical' "$_log" | sed 's/^/        /'
     _pass=$((_pass + 1))
   else
     echo "  FAIL  $what"
