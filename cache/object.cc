@@ -4,6 +4,7 @@
 #include <rapidjson/error/en.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "cache/json_scan.h"
 
@@ -59,6 +60,70 @@ std::string objectKey(std::string_view namespace_, std::string_view name) {
   return key;
 }
 
+namespace {
+
+void appendLength(std::string& out, size_t n) {
+  const auto n32 = uint32_t(n);
+  out.append(reinterpret_cast<const char*>(&n32), sizeof n32);
+}
+
+// The label at `at` in a packed string; advances `at` past it.
+std::pair<std::string_view, std::string_view> labelAt(std::string_view packed, size_t& at) {
+  uint32_t k = 0, v = 0;
+  std::memcpy(&k, packed.data() + at, sizeof k);
+  std::memcpy(&v, packed.data() + at + sizeof k, sizeof v);
+  const std::string_view key = packed.substr(at + 2 * sizeof k, k);
+  const std::string_view value = packed.substr(at + 2 * sizeof k + k, v);
+  at += 2 * sizeof k + k + v;
+  return {key, value};
+}
+
+}  // namespace
+
+Labels::Labels(Pairs pairs) {
+  std::stable_sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t bytes = 0;
+  for (const auto& [k, v] : pairs) bytes += 2 * sizeof(uint32_t) + k.size() + v.size();
+  packed_.reserve(bytes);
+  for (const auto& [k, v] : pairs) {
+    appendLength(packed_, k.size());
+    appendLength(packed_, v.size());
+    packed_.append(k).append(v);
+  }
+}
+
+std::optional<std::string_view> Labels::find(std::string_view key) const {
+  for (size_t at = 0; at < packed_.size();) {
+    const auto [k, v] = labelAt(packed_, at);
+    if (k == key) return v;
+    if (k > key) break;  // sorted
+  }
+  return std::nullopt;
+}
+
+Labels::Pairs Labels::pairs() const {
+  Pairs out;
+  for (size_t at = 0; at < packed_.size();) out.push_back(labelAt(packed_, at));
+  return out;
+}
+
+Object::Object(const Object& other)
+    : key(other.key),
+      namespace_(std::string_view(key).substr(0, other.namespace_.size())),
+      name(std::string_view(key).substr(key.size() - other.name.size())),
+      uid(other.uid),
+      resource_version(other.resource_version),
+      labels(other.labels),
+      fields(other.fields),
+      bytes(other.bytes),
+      metadata_end(other.metadata_end) {}
+
+void Object::setName(std::string_view namespace_name, std::string_view object_name) {
+  key = objectKey(namespace_name, object_name);
+  namespace_ = std::string_view(key).substr(0, namespace_name.size());
+  name = std::string_view(key).substr(key.size() - object_name.size());
+}
+
 ObjectPtr parseJsonObject(std::string json, std::string* error, const SelectableFields& fields) {
   const auto fail = [error](std::string message) {
     if (error != nullptr) *error = std::move(message);
@@ -82,8 +147,7 @@ ObjectPtr parseJsonObject(std::string json, std::string* error, const Selectable
                : std::string();
   };
   auto obj = std::make_shared<Object>();
-  obj->name = str("name");
-  obj->namespace_ = str("namespace");
+  obj->setName(str("namespace"), str("name"));
   obj->uid = str("uid");
   if (obj->name.empty()) return fail("metadata.name missing");
   if (!parseResourceVersion(str("resourceVersion"), obj->resource_version)) {
@@ -91,12 +155,13 @@ ObjectPtr parseJsonObject(std::string json, std::string* error, const Selectable
   }
   const auto labels = m.FindMember("labels");
   if (labels != m.MemberEnd() && labels->value.IsObject()) {
+    Labels::Pairs pairs;
     for (const auto& l : labels->value.GetObject()) {
       if (!l.value.IsString()) return fail("label value is not a string");
-      obj->labels.emplace_back(std::string(l.name.GetString(), l.name.GetStringLength()),
-                               std::string(l.value.GetString(), l.value.GetStringLength()));
+      pairs.emplace_back(std::string_view(l.name.GetString(), l.name.GetStringLength()),
+                         std::string_view(l.value.GetString(), l.value.GetStringLength()));
     }
-    std::sort(obj->labels.begin(), obj->labels.end());
+    obj->labels = Labels(std::move(pairs));
   }
   obj->fields.reserve(fields.size());
   for (const auto& f : fields) {
@@ -104,7 +169,6 @@ ObjectPtr parseJsonObject(std::string json, std::string* error, const Selectable
     if (value.empty() && !f.fallback.empty()) value = fieldValue(doc, f, f.fallback);
     obj->fields.push_back(std::move(value));
   }
-  obj->key = objectKey(obj->namespace_, obj->name);
   obj->bytes = std::move(json);
   obj->metadata_end = uint32_t(metadataEnd(obj->bytes));
   return obj;

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,16 +31,45 @@ enum class Encoding { kJson, kProtobuf };
 // "json" or "protobuf", for logs and metric labels.
 inline const char* encodingName(Encoding e) { return e == Encoding::kProtobuf ? "protobuf" : "json"; }
 
+// An object's labels, sorted by key, packed into one string (each label its
+// key's and value's lengths, then their bytes): a cache holds millions, and
+// two strings per label would cost more than many objects' JSON.
+class Labels {
+ public:
+  using Pairs = std::vector<std::pair<std::string_view, std::string_view>>;
+  Labels() = default;
+  explicit Labels(Pairs pairs);  // in any order
+  Labels(std::initializer_list<std::pair<std::string_view, std::string_view>> pairs) : Labels(Pairs(pairs)) {}
+
+  // The value of label `key`, if the object has it.
+  std::optional<std::string_view> find(std::string_view key) const;
+  Pairs pairs() const;  // sorted by key
+  bool empty() const { return packed_.empty(); }
+
+ private:
+  std::string packed_;
+};
+
 struct Object {
+  Object() = default;
+  // A copy's name and namespace_ view its own key.
+  Object(const Object& other);
+  Object& operator=(const Object&) = delete;
+
+  // Sets key, namespace_ and name together.
+  void setName(std::string_view namespace_name, std::string_view object_name);
+
   // "namespace/name", or "name" when cluster-scoped: the store's sort key, in
   // the same byte order as kube-apiserver's etcd keys, so one namespace is one
   // contiguous key range.
   std::string key;
-  std::string namespace_;  // empty for cluster-scoped objects
-  std::string name;
+  // Views of key (one copy of each name per object): empty namespace_ for
+  // cluster-scoped objects.
+  std::string_view namespace_;
+  std::string_view name;
   std::string uid;
   uint64_t resource_version = 0;
-  std::vector<std::pair<std::string, std::string>> labels;  // sorted by key
+  Labels labels;
   std::vector<std::string> fields;  // the values of the resource's SelectableFields, in order
   // The object exactly as kube-apiserver encoded it, in the store's encoding
   // (JSON, or the protobuf message without its envelope).

@@ -237,12 +237,14 @@ ObjectPtr parseObject(std::string bytes, std::string* error) {
   if (r.failed()) return fail("malformed protobuf object");
   if (!has_meta) return fail("no metadata");
   std::string rv;
+  std::string_view name, namespace_name;
+  Labels::Pairs labels;
   Reader m(meta);
   for (Field f; m.next(f);) {
     if (f.wire_type != 2) continue;
     switch (f.number) {
-      case 1: obj->name = f.bytes; break;
-      case 3: obj->namespace_ = f.bytes; break;
+      case 1: name = f.bytes; break;
+      case 3: namespace_name = f.bytes; break;
       case 5: obj->uid = f.bytes; break;
       case 6: rv = f.bytes; break;
       case 11: {
@@ -253,17 +255,17 @@ ObjectPtr parseObject(std::string bytes, std::string* error) {
           if (e.number == 2 && e.wire_type == 2) value = e.bytes;
         }
         if (entry.failed()) return fail("malformed label");
-        obj->labels.emplace_back(key, value);
+        labels.emplace_back(key, value);
         break;
       }
       default: break;
     }
   }
   if (m.failed()) return fail("malformed protobuf metadata");
-  if (obj->name.empty()) return fail("metadata.name missing");
+  if (name.empty()) return fail("metadata.name missing");
   if (!parseResourceVersion(rv, obj->resource_version)) return fail("metadata.resourceVersion missing or not a number");
-  std::sort(obj->labels.begin(), obj->labels.end());
-  obj->key = objectKey(obj->namespace_, obj->name);
+  obj->setName(namespace_name, name);
+  obj->labels = Labels(std::move(labels));
   obj->bytes = std::move(bytes);
   return obj;
 }

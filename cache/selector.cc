@@ -170,12 +170,6 @@ std::optional<LabelSelector::Requirement> parseRequirement(Lexer& lex) {
   return r;
 }
 
-const std::string* findLabel(const Labels& labels, std::string_view key) {
-  const auto it = std::lower_bound(labels.begin(), labels.end(), key,
-                                   [](const auto& l, std::string_view k) { return std::string_view(l.first) < k; });
-  return it != labels.end() && it->first == key ? &it->second : nullptr;
-}
-
 }  // namespace
 
 bool isQualifiedName(std::string_view key) {
@@ -208,20 +202,20 @@ std::optional<LabelSelector> LabelSelector::parse(std::string_view text) {
 
 bool LabelSelector::matches(const Labels& labels) const {
   for (const auto& r : requirements_) {
-    const std::string* value = findLabel(labels, r.key);
+    const std::optional<std::string_view> value = labels.find(r.key);
     const auto in_values = [&] { return std::binary_search(r.values.begin(), r.values.end(), *value); };
     bool ok = false;
     switch (r.op) {
-      case Op::kExists: ok = value != nullptr; break;
-      case Op::kDoesNotExist: ok = value == nullptr; break;
+      case Op::kExists: ok = value.has_value(); break;
+      case Op::kDoesNotExist: ok = !value; break;
       case Op::kEquals:
-      case Op::kIn: ok = value != nullptr && in_values(); break;
+      case Op::kIn: ok = value && in_values(); break;
       case Op::kNotEquals:
-      case Op::kNotIn: ok = value == nullptr || !in_values(); break;
+      case Op::kNotIn: ok = !value || !in_values(); break;
       case Op::kGreaterThan:
       case Op::kLessThan: {
         int64_t have, want;
-        if (value == nullptr || !parseInt64(*value, have) || !parseInt64(r.values.front(), want)) break;
+        if (!value || !parseInt64(*value, have) || !parseInt64(r.values.front(), want)) break;
         ok = r.op == Op::kGreaterThan ? have > want : have < want;
         break;
       }
@@ -302,11 +296,10 @@ std::optional<std::string> ObjectFilter::requiredValue(std::string_view field) c
 
 bool ObjectFilter::matches(const Object& object) const {
   for (const auto& f : fields_) {
-    static const std::string kAbsent;
-    const std::string& have = f.index == kName                           ? object.name
-                              : f.index == kNamespace                    ? object.namespace_
-                              : size_t(f.index) < object.fields.size()   ? object.fields[size_t(f.index)]
-                                                                         : kAbsent;
+    const std::string_view have = f.index == kName                       ? object.name
+                                  : f.index == kNamespace                ? object.namespace_
+                                  : size_t(f.index) < object.fields.size() ? std::string_view(object.fields[size_t(f.index)])
+                                                                           : std::string_view();
     if ((have == f.value) != f.equals) return false;
   }
   return labels_.matches(object.labels);

@@ -14,8 +14,6 @@
 
 namespace kcp::cache {
 
-using Labels = std::vector<std::pair<std::string, std::string>>;  // sorted by key
-
 class LabelSelector {
  public:
   enum class Op { kExists, kDoesNotExist, kEquals, kNotEquals, kIn, kNotIn, kGreaterThan, kLessThan };

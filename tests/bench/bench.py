@@ -507,8 +507,9 @@ def write_report(result, out):
     for c in result.get("cache_data_path", []):
         lines.append(f"| {c['objects']} | {c['object_json_bytes']} | {c['events_per_second']} | {c['heap_per_object_bytes']} | "
                      f"{c['heap_over_json']} | {c['rss_over_json']} | {c['snapshot_ns']} |")
-    lines += ["", "Each object costs its JSON plus about 650 bytes (key, name, namespace, uid, labels, selectable "
-              "fields, the shared pointer and its B+tree slot): within 1.5x of the JSON from about 1.3 KB up.", ""]
+    lines += ["", "Each object costs its JSON plus about 520 bytes (key, with name and namespace as views of it; "
+              "uid; labels packed in one string; selectable fields; the shared pointer and its B+tree slot): within "
+              "1.5x of the JSON from about 1 KB up.", ""]
     lines += ["", "![LIST latency against the number of objects](latency-vs-objects.png)", "",
               "![memory during a storm of 10 concurrent LISTs](memory-during-list-storm.png)", "",
               "![memory during 10 concurrent LISTs of large custom resources](memory-during-widget-storm.png)", "",

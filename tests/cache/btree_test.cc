@@ -12,8 +12,7 @@ namespace {
 
 ObjectPtr object(const std::string& key, uint64_t rv) {
   auto o = std::make_shared<Object>();
-  o->key = key;
-  o->name = key;
+  o->setName("", key);
   o->resource_version = rv;
   return o;
 }

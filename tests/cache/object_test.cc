@@ -17,8 +17,41 @@ TEST_CASE("objects keep their bytes and expose key, uid, resourceVersion, labels
   CHECK(obj->key == "ns/cm");
   CHECK(obj->uid == "u-1");
   CHECK(obj->resource_version == 1234);
-  CHECK(obj->labels == std::vector<std::pair<std::string, std::string>>{{"a", "2"}, {"z", "1"}});
+  CHECK(obj->labels.pairs() == kcp::cache::Labels::Pairs{{"a", "2"}, {"z", "1"}});
   CHECK(obj->bytes == json);
+}
+
+TEST_CASE("name and namespace view the key, in copies too", "[cache]") {
+  auto original = parseJsonObject(R"({"metadata":{"name":"a-long-object-name","namespace":"ns","resourceVersion":"3"}})",
+                                  nullptr);
+  REQUIRE(original);
+  CHECK(original->namespace_ == "ns");
+  CHECK(original->name == "a-long-object-name");
+  const auto copy = std::make_shared<kcp::cache::Object>(*original);
+  original.reset();  // the copy must not view the original's key
+  CHECK(copy->key == "ns/a-long-object-name");
+  CHECK(copy->namespace_ == "ns");
+  CHECK(copy->name == "a-long-object-name");
+  kcp::cache::Object cluster_scoped;
+  cluster_scoped.setName("", "n");  // short: the key's own inline buffer
+  const kcp::cache::Object copied(cluster_scoped);
+  CHECK(copied.name == "n");
+  CHECK(copied.name.data() == copied.key.data());
+  CHECK(copied.namespace_.empty());
+}
+
+TEST_CASE("labels: sorted, found by key, empty keys and values kept", "[cache]") {
+  const kcp::cache::Labels labels{{"z", "1"}, {"", "empty-key"}, {"example.com/tier", ""}, {"a", "2"}};
+  CHECK(labels.pairs() == kcp::cache::Labels::Pairs{{"", "empty-key"}, {"a", "2"}, {"example.com/tier", ""}, {"z", "1"}});
+  CHECK(labels.find("a") == "2");
+  CHECK(labels.find("example.com/tier") == "");
+  CHECK(labels.find("") == "empty-key");
+  CHECK_FALSE(labels.find("b"));
+  CHECK_FALSE(labels.find("zz"));
+  CHECK(kcp::cache::Labels().empty());
+  CHECK_FALSE(kcp::cache::Labels().find("a"));
+  // Duplicate keys (JSON allows them, kube-apiserver never sends them): the first one is found.
+  CHECK(kcp::cache::Labels{{"k", "first"}, {"k", "second"}}.find("k") == "first");
 }
 
 TEST_CASE("cluster-scoped objects are keyed by name", "[cache]") {

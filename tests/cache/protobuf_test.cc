@@ -88,7 +88,7 @@ TEST_CASE("a protobuf object's metadata is read from its ObjectMeta", "[protobuf
   CHECK(obj->key == "prod/web-1");
   CHECK(obj->uid == "uid-1");
   CHECK(obj->resource_version == 1234);
-  CHECK(obj->labels == std::vector<std::pair<std::string, std::string>>{{"app", "shop"}, {"tier", "web"}});
+  CHECK(obj->labels.pairs() == kcp::cache::Labels::Pairs{{"app", "shop"}, {"tier", "web"}});
   // The metadata field alone is a PartialObjectMetadata message.
   CHECK(std::string_view(obj->bytes).substr(0, obj->metadata_end) == pb::metadataField(obj->bytes));
   CHECK(pb::metadataField(obj->bytes).size() == 1 + pb::varintSize(meta.size()) + meta.size());

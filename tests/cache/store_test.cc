@@ -18,7 +18,7 @@ using Model = std::map<std::string, uint64_t>;  // key -> resourceVersion
 
 ObjectPtr object(const std::string& key, uint64_t rv) {
   auto o = std::make_shared<Object>();
-  o->key = o->name = key;
+  o->setName("", key);
   o->resource_version = rv;
   o->bytes = "{\"rv\":" + std::to_string(rv) + "}";
   return o;
