@@ -165,9 +165,12 @@ def main():
         time.sleep(0.5)
     forwarded_before = served("upstream")
 
+    # A resourceVersion both stores (JSON and protobuf, each with its own
+    # upstream watch) have reached: a watch from a later one, the future to
+    # that store, is forwarded, as designed.
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{args.admin_port}/metrics").read().decode()
-    rv = str(int(float(re.search(r'^kube_cache_proxy_cache_resource_version\{resource="configmaps",encoding="json"\} (\S+)$',
-                                 metrics, re.M).group(1))))
+    rv = str(min(int(float(re.search(r'^kube_cache_proxy_cache_resource_version\{resource="configmaps",encoding="%s"\} (\S+)$'
+                                     % encoding, metrics, re.M).group(1))) for encoding in ("json", "protobuf")))
     watches = {
         # name: (query, exact)
         "all namespaces from a resourceVersion": (f"resourceVersion={rv}", True),
