@@ -80,7 +80,7 @@ const std::vector<Flag>& flags() {
        KCP_INT("workers", workers, 0)},
       {"write-kubeconfig", "FILE", "Write a kubeconfig pointing clients at this proxy (its address and CA) on start-up.",
        KCP_STRING(write_kubeconfig)},
-      {"write-kubeconfig-user-from", "FILE", "Copy the current user's credentials of this kubeconfig into --write-kubeconfig (e.g. a controller's own token). Default: none; clients then add their own.",
+      {"write-kubeconfig-user-from", "FILE", "Copy the current user's credentials of this kubeconfig into --write-kubeconfig (e.g. a controller's own token). Default: none; clients then add their own (with --auth-mode=trust-local, a placeholder token the proxy ignores).",
        KCP_STRING(write_kubeconfig_user_from)},
       {"state-dir", "DIR", "Where the proxy keeps its generated serving certificate and state.",
        KCP_STRING(state_dir)},

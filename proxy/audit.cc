@@ -44,6 +44,7 @@ void cachedRead(const RequestInfo& info, std::string_view decision, int code, ui
   w.StartObject();
   field("ts", stamp);
   field("user", info.user);
+  if (!info.impersonator.empty()) field("impersonatedBy", info.impersonator);
   field("verb", info.verb);
   if (!info.api_group.empty()) field("group", info.api_group);
   field("resource", info.resource);

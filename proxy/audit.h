@@ -2,7 +2,8 @@
 // answered or refused, with who asked (the user kube-apiserver authenticated,
 // or the proxy's own identity), what (verb, resource, namespace, name), the
 // decision, the status code and the bytes sent. Forwarded requests are left
-// to kube-apiserver's own audit log. Thread-safe: each line is one write(2)
+// to kube-apiserver's own audit log. A request that impersonates names the
+// impersonated user, and who impersonated it in "impersonatedBy". Thread-safe: each line is one write(2)
 // on a file opened for appending.
 #pragma once
 

@@ -16,7 +16,8 @@ namespace kcp::proxy {
 namespace {
 
 constexpr size_t kMaxEntries = 100000;       // per map; beyond it, expired entries go, then all
-constexpr size_t kMaxReviewBody = 1 << 20;   // a TokenReview or SubjectAccessReview answer
+constexpr size_t kMaxReviewBody = 1 << 20;   // a review's answer
+constexpr const char* kSelfKey = "";         // the proxy's own user among the tokens (a digest is never empty)
 
 std::string digest(const std::string& token) {
   unsigned char md[SHA256_DIGEST_LENGTH];
@@ -24,50 +25,66 @@ std::string digest(const std::string& token) {
   return std::string(reinterpret_cast<char*>(md), sizeof md);
 }
 
-// apiserver's responsewriters sanitize &, < and > in the forbidden message.
-std::string sanitized(const std::string& s) {
-  std::string out;
-  for (const char c : s) {
-    if (c == '&') {
-      out += "&amp;";
-    } else if (c == '<') {
-      out += "&lt;";
-    } else if (c == '>') {
-      out += "&gt;";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string quoted(const std::string& s) {  // Go's %q for the plain strings of names
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 void writeString(Writer& w, const std::string& s) { w.String(s.data(), rapidjson::SizeType(s.size())); }
 
+std::string str(const rapidjson::Value& o, const char* key) {
+  return o.IsObject() && o.HasMember(key) && o[key].IsString() ? std::string(o[key].GetString(), o[key].GetStringLength())
+                                                                : std::string();
+}
+
+// authentication.k8s.io/v1 UserInfo (a TokenReview's or SelfSubjectReview's).
+UserInfo userInfoFrom(const rapidjson::Value& u) {
+  UserInfo user;
+  user.name = str(u, "username");
+  user.uid = str(u, "uid");
+  if (u.HasMember("groups") && u["groups"].IsArray()) {
+    for (const auto& g : u["groups"].GetArray()) {
+      if (g.IsString()) user.groups.emplace_back(g.GetString(), g.GetStringLength());
+    }
+  }
+  if (u.HasMember("extra") && u["extra"].IsObject()) {
+    for (const auto& e : u["extra"].GetObject()) {
+      std::vector<std::string> values;
+      if (e.value.IsArray()) {
+        for (const auto& v : e.value.GetArray()) {
+          if (v.IsString()) values.emplace_back(v.GetString(), v.GetStringLength());
+        }
+      }
+      user.extra.emplace_back(std::string(e.name.GetString(), e.name.GetStringLength()), std::move(values));
+    }
+    std::sort(user.extra.begin(), user.extra.end());
+  }
+  return user;
+}
+
+std::string tokenReviewJson(const std::string& token, const std::vector<std::string>& audiences) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  w.Key("apiVersion");
+  w.String("authentication.k8s.io/v1");
+  w.Key("kind");
+  w.String("TokenReview");
+  w.Key("spec");
+  w.StartObject();
+  w.Key("token");
+  writeString(w, token);
+  if (!audiences.empty()) {
+    w.Key("audiences");
+    w.StartArray();
+    for (const auto& a : audiences) writeString(w, a);
+    w.EndArray();
+  }
+  w.EndObject();
+  w.EndObject();
+  return buf.GetString();
+}
+
 }  // namespace
 
 encoder::Status unauthorizedStatus() { return {401, "Unauthorized", "Unauthorized", {}}; }
-
-encoder::Status forbiddenStatus(const RequestInfo& info, const std::string& user, const std::string& reason) {
-  std::string message = "User " + quoted(user) + " cannot " + info.verb + " resource " + quoted(info.resource) +
-                        " in API group " + quoted(info.api_group);
-  message += info.namespace_.empty() ? " at the cluster scope" : " in the namespace " + quoted(info.namespace_);
-  message = sanitized(message);
-  if (!reason.empty()) message += ": " + reason;
-  const std::string qualified = info.api_group.empty() ? info.resource : info.resource + "." + info.api_group;
-  message = (info.name.empty() ? qualified : qualified + " " + quoted(info.name)) + " is forbidden: " + message;
-  return {403, "Forbidden", message, {info.name, info.api_group, info.resource}};
-}
 
 template <typename T>
 std::optional<T> AuthCache::lookup(std::unordered_map<std::string, Entry<T>>& map, const std::string& key) {
@@ -102,144 +119,143 @@ void AuthCache::putToken(const std::string& token, const UserInfo& user) {
   insert(tokens_, digest(token), user, user.name.empty() ? ttls_.unauthenticated : ttls_.authenticated);
 }
 
-std::optional<AuthCache::Decision> AuthCache::decision(const std::string& key) {
+std::optional<UserInfo> AuthCache::self() {
+  std::lock_guard lock(mu_);
+  return lookup(tokens_, kSelfKey);
+}
+
+void AuthCache::putSelf(const UserInfo& user) {
+  std::lock_guard lock(mu_);
+  insert(tokens_, kSelfKey, user, ttls_.authenticated);
+}
+
+std::optional<ReviewAnswer> AuthCache::decision(const std::string& key) {
   std::lock_guard lock(mu_);
   return lookup(decisions_, key);
 }
 
-void AuthCache::putDecision(const std::string& key, const Decision& decision) {
+void AuthCache::putDecision(const std::string& key, const ReviewAnswer& answer) {
   std::lock_guard lock(mu_);
-  insert(decisions_, key, decision, decision.allowed ? ttls_.allowed : ttls_.denied);
+  insert(decisions_, key, answer, answer.allowed ? ttls_.allowed : ttls_.denied);
 }
 
-std::string AuthCache::decisionKey(const UserInfo& user, const RequestInfo& info) {
-  // Length-prefixed parts: no two different requests share a key.
-  std::string key;
-  const auto part = [&key](const std::string& s) {
-    key += std::to_string(s.size());
-    key += ':';
-    key += s;
-  };
-  part(user.name);
-  part(user.uid);
-  for (const auto& g : user.groups) part(g);
-  key += '|';
-  for (const auto& [k, values] : user.extra) {
-    part(k);
-    for (const auto& v : values) part(v);
-    key += ';';
-  }
-  key += '|';
-  for (const auto* s : {&info.verb, &info.api_group, &info.api_version, &info.resource, &info.namespace_, &info.name}) {
-    part(*s);
-  }
-  return key;
+int AuthCache::preferredMode(const std::string& requestor) {
+  std::lock_guard lock(mu_);
+  const auto it = modes_.find(requestor);
+  return it == modes_.end() ? -1 : it->second;
 }
 
-AuthorizedRead::AuthorizedRead(UpstreamPool& pool, ProxyCredentials& credentials, AuthCache& cache, Identity identity,
-                               RequestInfo info, bool protobuf_status, DownstreamStream& stream, Allowed allowed,
-                               Forward forward)
+void AuthCache::setPreferredMode(const std::string& requestor, int mode) {
+  std::lock_guard lock(mu_);
+  if (modes_.size() >= kMaxEntries && !modes_.contains(requestor)) modes_.clear();  // only an ordering hint
+  modes_[requestor] = mode;
+}
+
+AuthorizedRequest::AuthorizedRequest(UpstreamPool& pool, ProxyCredentials& credentials, AuthCache& cache, Checks checks,
+                                     RequestInfo info, bool protobuf_status, DownstreamStream& stream, Decided decided)
     : pool_(pool),
       credentials_(credentials),
       cache_(cache),
-      identity_(std::move(identity)),
+      checks_(std::move(checks)),
       info_(std::move(info)),
       protobuf_status_(protobuf_status),
       stream_(stream),
-      allowed_(std::move(allowed)),
-      forward_(std::move(forward)) {
+      decided_(std::move(decided)) {
   next();
 }
 
-AuthorizedRead::~AuthorizedRead() {
+AuthorizedRequest::~AuthorizedRequest() {
   if (review_ != nullptr) review_->cancel();
 }
 
-void AuthorizedRead::next() {
-  if (identity_.kind == Identity::Kind::kToken) {
-    if (const auto user = cache_.token(identity_.token)) {
-      if (user->name.empty()) return fail(unauthorizedStatus());
-      identity_.kind = Identity::Kind::kUser;
-      identity_.user = *user;
-    } else {
-      step_ = Step::kTokenReview;
-      rapidjson::StringBuffer buf;
-      Writer w(buf);
-      w.StartObject();
-      w.Key("apiVersion");
-      w.String("authentication.k8s.io/v1");
-      w.Key("kind");
-      w.String("TokenReview");
-      w.Key("spec");
-      w.StartObject();
-      w.Key("token");
-      writeString(w, identity_.token);
-      if (!cache_.audiences().empty()) {
-        w.Key("audiences");
-        w.StartArray();
-        for (const auto& a : cache_.audiences()) writeString(w, a);
-        w.EndArray();
-      }
-      w.EndObject();
-      w.EndObject();
-      return review("/apis/authentication.k8s.io/v1/tokenreviews", buf.GetString());
-    }
-  }
-  const std::string key = AuthCache::decisionKey(identity_.user, info_);
-  if (const auto decision = cache_.decision(key)) {
-    if (!decision->allowed) return fail(forbiddenStatus(info_, identity_.user.name, decision->reason));
-    info_.user = identity_.user.name;
-    return decide(allowed_(info_));
-  }
-  step_ = Step::kAccessReview;
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  w.StartObject();
-  w.Key("apiVersion");
-  w.String("authorization.k8s.io/v1");
-  w.Key("kind");
-  w.String("SubjectAccessReview");
-  w.Key("spec");
-  w.StartObject();
-  w.Key("resourceAttributes");
-  w.StartObject();
-  const std::pair<const char*, const std::string*> attributes[] = {
-      {"namespace", &info_.namespace_}, {"verb", &info_.verb},     {"group", &info_.api_group},
-      {"version", &info_.api_version},  {"resource", &info_.resource}, {"name", &info_.name}};
-  for (const auto& [name, value] : attributes) {
-    if (value->empty()) continue;
-    w.Key(name);
-    writeString(w, *value);
-  }
-  w.EndObject();
-  const UserInfo& user = identity_.user;
-  w.Key("user");
-  writeString(w, user.name);
-  if (!user.uid.empty()) {
-    w.Key("uid");
-    writeString(w, user.uid);
-  }
-  w.Key("groups");
-  w.StartArray();
-  for (const auto& g : user.groups) writeString(w, g);
-  w.EndArray();
-  if (!user.extra.empty()) {
-    w.Key("extra");
-    w.StartObject();
-    for (const auto& [k, values] : user.extra) {
-      writeString(w, k);
-      w.StartArray();
-      for (const auto& v : values) writeString(w, v);
-      w.EndArray();
-    }
-    w.EndObject();
-  }
-  w.EndObject();
-  w.EndObject();
-  review("/apis/authorization.k8s.io/v1/subjectaccessreviews", buf.GetString());
+std::optional<ReviewAnswer> AuthorizedRequest::answered(const AccessAttributes& a) {
+  const std::string key = accessKey(a);
+  if (const auto it = answers_.find(key); it != answers_.end()) return it->second;
+  return cache_.decision(key);
 }
 
-void AuthorizedRead::review(const std::string& path, std::string body) {
+void AuthorizedRequest::next() {
+  // Who asks.
+  if (!requestor_) {
+    const Identity& id = checks_.identity;
+    if (id.kind == Identity::Kind::kToken) {
+      const auto user = cache_.token(id.token);
+      if (!user) {
+        return review(Step::kTokenReview, "/apis/authentication.k8s.io/v1/tokenreviews",
+                      tokenReviewJson(id.token, cache_.audiences()));
+      }
+      if (user->name.empty()) return fail(unauthorizedStatus());
+      requestor_ = *user;
+    } else if (id.kind == Identity::Kind::kProxy) {
+      requestor_ = cache_.self();
+      if (!requestor_) {
+        return review(Step::kSelfReview, "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                      R"({"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"})");
+      }
+    } else {
+      requestor_ = id.user;
+    }
+  }
+  // Whom it acts as.
+  if (!acting_) {
+    if (!checks_.impersonate) {
+      acting_ = *requestor_;
+    } else {
+      const auto d = decideImpersonation(
+          *requestor_, *checks_.impersonate, requestAttributes(info_, {}),
+          checks_.proxy_decides ? cache_.preferredMode(requestor_->name) : -1, !checks_.proxy_decides,
+          [this](const AccessAttributes& a) { return answered(a); });
+      switch (d.kind) {
+        case ImpersonationDecision::Kind::kNeedReview:
+          review_key_ = accessKey(d.review);
+          return review(Step::kAccessReview, "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                        subjectAccessReviewJson(d.review));
+        case ImpersonationDecision::Kind::kRefused:
+          if (checks_.proxy_decides) {
+            info_.user = requestor_->name;
+            return fail(d.refusal);
+          }
+          return forwardAsSent();
+        case ImpersonationDecision::Kind::kAmbiguous:
+          return forwardAsSent();
+        case ImpersonationDecision::Kind::kImpersonated:
+          if (checks_.proxy_decides) cache_.setPreferredMode(requestor_->name, d.mode);
+          acting_ = d.user;
+          info_.impersonator = requestor_->name;
+          break;
+      }
+    }
+    info_.user = acting_->name;
+  }
+  // What it does.
+  if (checks_.authorize) {
+    const AccessAttributes a = requestAttributes(info_, *acting_);
+    const auto answer = answered(a);
+    if (!answer) {
+      review_key_ = accessKey(a);
+      return review(Step::kAccessReview, "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                    subjectAccessReviewJson(a));
+    }
+    if (!answer->allowed) {
+      // An authorizer's error is kube-apiserver's 500, which it writes itself.
+      if (!answer->evaluation_error.empty()) return forwardAsSent();
+      return fail(forbiddenStatus(a, answer->reason));
+    }
+  }
+  decide(decided_(true, *acting_));
+}
+
+void AuthorizedRequest::forwardAsSent() {
+  // A certificate user's impersonating request reaches kube-apiserver as the
+  // proxy's, acting as whom the proxy allowed; before that, nobody can decide.
+  if (checks_.proxy_decides && !acting_) {
+    return fail({503, "ServiceUnavailable", "the kube-apiserver behind kube-cache-proxy is unavailable", {}});
+  }
+  decide(decided_(false, acting_.value_or(UserInfo{})));
+}
+
+void AuthorizedRequest::review(Step step, const std::string& path, std::string body) {
+  step_ = step;
   RequestHead head;
   head.method = "POST";
   head.path = path;
@@ -256,19 +272,19 @@ void AuthorizedRead::review(const std::string& path, std::string body) {
   review_ = pool_.submit(std::move(head), this);
 }
 
-size_t AuthorizedRead::requestBodyReady(bool* eof) {
+size_t AuthorizedRequest::requestBodyReady(bool* eof) {
   *eof = true;
   return review_body_.size() - review_sent_;
 }
 
-void AuthorizedRead::pullRequestBody(evbuffer* out, size_t n) {
+void AuthorizedRequest::pullRequestBody(evbuffer* out, size_t n) {
   evbuffer_add(out, review_body_.data() + review_sent_, n);
   review_sent_ += n;
 }
 
-void AuthorizedRead::onUpstreamResponse(const ResponseHead& head, bool) { review_status_ = head.status; }
+void AuthorizedRequest::onUpstreamResponse(const ResponseHead& head, bool) { review_status_ = head.status; }
 
-void AuthorizedRead::onUpstreamData(const uint8_t* data, size_t len) {
+void AuthorizedRequest::onUpstreamData(const uint8_t* data, size_t len) {
   if (review_answer_.size() + len > kMaxReviewBody) {
     review_->cancel();
     onUpstreamError("review answer too large");
@@ -278,16 +294,15 @@ void AuthorizedRead::onUpstreamData(const uint8_t* data, size_t len) {
   review_->consume(len);
 }
 
-void AuthorizedRead::onUpstreamError(const std::string& reason) {
+void AuthorizedRequest::onUpstreamError(const std::string& reason) {
   review_ = nullptr;
   if (closed()) return;
-  // Nothing decided: kube-apiserver answers the client itself (the request
-  // carries the client's identity).
+  // Nothing decided: kube-apiserver answers the client itself.
   log::warning("authentication or authorization review failed; forwarding", {{"reason", reason}});
-  decide(forward_());
+  forwardAsSent();
 }
 
-void AuthorizedRead::onUpstreamComplete() {
+void AuthorizedRequest::onUpstreamComplete() {
   review_ = nullptr;
   if (closed()) return;
   rapidjson::Document doc;
@@ -299,63 +314,57 @@ void AuthorizedRead::onUpstreamComplete() {
     return;
   }
   const auto& status = doc["status"];
-  const auto str = [](const rapidjson::Value& o, const char* key) {
-    return o.IsObject() && o.HasMember(key) && o[key].IsString() ? std::string(o[key].GetString(), o[key].GetStringLength())
-                                                                  : std::string();
-  };
-  if (step_ == Step::kTokenReview) {
-    UserInfo user;
-    // With audiences asked for, the token must be meant for one of them (as
-    // kube-apiserver's webhook token authenticator requires).
-    bool audience_ok = cache_.audiences().empty();
-    if (!audience_ok && status.HasMember("audiences") && status["audiences"].IsArray()) {
-      for (const auto& a : status["audiences"].GetArray()) {
-        if (a.IsString() && std::find(cache_.audiences().begin(), cache_.audiences().end(), a.GetString()) !=
-                                cache_.audiences().end()) {
-          audience_ok = true;
-        }
-      }
-    }
-    if (audience_ok && status.HasMember("authenticated") && status["authenticated"].IsBool() &&
-        status["authenticated"].GetBool() && status.HasMember("user") && status["user"].IsObject()) {
-      const auto& u = status["user"];
-      user.name = str(u, "username");
-      user.uid = str(u, "uid");
-      if (u.HasMember("groups") && u["groups"].IsArray()) {
-        for (const auto& g : u["groups"].GetArray()) {
-          if (g.IsString()) user.groups.emplace_back(g.GetString(), g.GetStringLength());
-        }
-      }
-      if (u.HasMember("extra") && u["extra"].IsObject()) {
-        for (const auto& e : u["extra"].GetObject()) {
-          std::vector<std::string> values;
-          if (e.value.IsArray()) {
-            for (const auto& v : e.value.GetArray()) {
-              if (v.IsString()) values.emplace_back(v.GetString(), v.GetStringLength());
-            }
+  switch (step_) {
+    case Step::kTokenReview: {
+      UserInfo user;
+      // With audiences asked for, the token must be meant for one of them (as
+      // kube-apiserver's webhook token authenticator requires).
+      bool audience_ok = cache_.audiences().empty();
+      if (!audience_ok && status.HasMember("audiences") && status["audiences"].IsArray()) {
+        for (const auto& a : status["audiences"].GetArray()) {
+          if (a.IsString() && std::find(cache_.audiences().begin(), cache_.audiences().end(), a.GetString()) !=
+                                  cache_.audiences().end()) {
+            audience_ok = true;
           }
-          user.extra.emplace_back(std::string(e.name.GetString(), e.name.GetStringLength()), std::move(values));
         }
-        std::sort(user.extra.begin(), user.extra.end());
       }
+      if (audience_ok && status.HasMember("authenticated") && status["authenticated"].IsBool() &&
+          status["authenticated"].GetBool() && status.HasMember("user") && status["user"].IsObject()) {
+        user = userInfoFrom(status["user"]);
+      }
+      cache_.putToken(checks_.identity.token, user);
+      if (user.name.empty()) return fail(unauthorizedStatus());
+      requestor_ = user;
+      break;
     }
-    cache_.putToken(identity_.token, user);
-  } else {
-    AuthCache::Decision d;
-    d.allowed = status.HasMember("allowed") && status["allowed"].IsBool() && status["allowed"].GetBool();
-    d.reason = str(status, "reason");
-    cache_.putDecision(AuthCache::decisionKey(identity_.user, info_), d);
+    case Step::kSelfReview: {
+      if (!status.HasMember("userInfo") || !status["userInfo"].IsObject()) {
+        return onUpstreamError("a SelfSubjectReview without userInfo");
+      }
+      UserInfo self = userInfoFrom(status["userInfo"]);
+      cache_.putSelf(self);
+      requestor_ = std::move(self);
+      break;
+    }
+    case Step::kAccessReview: {
+      ReviewAnswer answer;
+      answer.allowed = status.HasMember("allowed") && status["allowed"].IsBool() && status["allowed"].GetBool();
+      answer.reason = str(status, "reason");
+      answer.evaluation_error = str(status, "evaluationError");
+      cache_.putDecision(review_key_, answer);
+      answers_[review_key_] = std::move(answer);
+      break;
+    }
   }
   next();
 }
 
-void AuthorizedRead::fail(const encoder::Status& status) {
-  info_.user = identity_.kind == Identity::Kind::kUser ? identity_.user.name : "";
+void AuthorizedRequest::fail(const encoder::Status& status) {
   audit::cachedRead(info_, status.code == 401 ? "unauthenticated" : "forbid", status.code, 0);
   decide(StaticResponse::sendStatus(stream_, status, protobuf_status_));
 }
 
-void AuthorizedRead::abandon() {
+void AuthorizedRequest::abandon() {
   if (review_ != nullptr) review_->cancel();
   review_ = nullptr;
 }

@@ -1,14 +1,15 @@
-// Who a client is and whether it may read what the cache would serve it
-// (--auth-mode=delegate): kube-apiserver decides both, the proxy asks it
-// (TokenReview, SubjectAccessReview) and remembers the answers for a while,
-// as kube-apiserver's own webhook authenticator and authorizer do. A cached
+// Who a client is and whether it may do what the proxy would do for it:
+// kube-apiserver decides, the proxy asks it (TokenReview, SelfSubjectReview,
+// SubjectAccessReview) and remembers the answers for a while, as
+// kube-apiserver's own webhook authenticator and authorizer do. A cached
 // read is served only when kube-apiserver would allow the same request to
-// the same user; otherwise the client gets kube-apiserver's 401 or 403.
+// the same user, impersonation included; when the proxy cannot be sure, the
+// request goes to kube-apiserver as the client sent it.
 #pragma once
 
 #include <chrono>
 #include <functional>
-#include <list>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -17,7 +18,9 @@
 #include <vector>
 
 #include "encoder/status.h"
+#include "proxy/access_review.h"
 #include "proxy/deferred_handler.h"
+#include "proxy/impersonation.h"
 #include "proxy/request_info.h"
 #include "proxy/upstream.h"
 
@@ -25,17 +28,11 @@ namespace kcp::proxy {
 
 class ProxyCredentials;
 
-struct UserInfo {
-  std::string name, uid;
-  std::vector<std::string> groups;
-  std::vector<std::pair<std::string, std::vector<std::string>>> extra;  // sorted by key
-};
-
 // How a request is identified.
 struct Identity {
   enum class Kind {
     kProxy,            // acts as the proxy (cleartext loopback listener, trust-local mode)
-    kToken,            // a bearer token, authenticated by TokenReview when the cache answers
+    kToken,            // a bearer token, authenticated by TokenReview when the proxy needs the user
     kUser,             // a verified client certificate, or system:anonymous
     kOwnCredentials,   // credentials the proxy does not read (not a bearer token): forwarded as they are
     kUnauthenticated,  // nothing, and anonymous requests are refused: 401
@@ -45,12 +42,11 @@ struct Identity {
   UserInfo user;
 };
 
-// kube-apiserver's 401 and 403 Status for a request, in the encoding the client takes.
+// kube-apiserver's 401 Status.
 encoder::Status unauthorizedStatus();
-encoder::Status forbiddenStatus(const RequestInfo& info, const std::string& user, const std::string& reason);
 
-// TokenReview and SubjectAccessReview answers, shared by every worker,
-// bounded in size. Tokens are kept as SHA-256 digests.
+// TokenReview, SelfSubjectReview and SubjectAccessReview answers, shared by
+// every worker, bounded in size. Tokens are kept as SHA-256 digests.
 class AuthCache {
  public:
   struct Ttls {
@@ -66,15 +62,18 @@ class AuthCache {
   std::optional<UserInfo> token(const std::string& token);
   void putToken(const std::string& token, const UserInfo& user);
 
-  struct Decision {
-    bool allowed = false;
-    std::string reason;  // the authorizer's, for the 403 message
-  };
-  std::optional<Decision> decision(const std::string& key);
-  void putDecision(const std::string& key, const Decision& decision);
+  // The proxy's own user (SelfSubjectReview), kept as long as a token's.
+  std::optional<UserInfo> self();
+  void putSelf(const UserInfo& user);
 
-  // The decision key of `user` doing `info` (verb, resource, namespace, name).
-  static std::string decisionKey(const UserInfo& user, const RequestInfo& info);
+  // Keyed by accessKey().
+  std::optional<ReviewAnswer> decision(const std::string& key);
+  void putDecision(const std::string& key, const ReviewAnswer& answer);
+
+  // The impersonation mode that last allowed `requestor`, or -1 (kube-apiserver
+  // tries it first; remembered for the requests only the proxy can check).
+  int preferredMode(const std::string& requestor);
+  void setPreferredMode(const std::string& requestor, int mode);
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -93,24 +92,34 @@ class AuthCache {
   const std::vector<std::string> audiences_;
   std::mutex mu_;
   std::unordered_map<std::string, Entry<UserInfo>> tokens_;
-  std::unordered_map<std::string, Entry<Decision>> decisions_;
+  std::unordered_map<std::string, Entry<ReviewAnswer>> decisions_;
+  std::unordered_map<std::string, int> modes_;  // bounded like the maps above
 };
 
-// A read the cache would answer, held until kube-apiserver has said who the
-// client is and that it may: then `allowed` makes the real handler (from
-// the cache, or forwarded), else 401/403 as kube-apiserver. If a review
-// fails, `forward` sends the request upstream with the client's identity,
-// where kube-apiserver decides.
-class AuthorizedRead : public DeferredHandler, public UpstreamStreamHandler {
+// A request held until kube-apiserver has said who the client is, whom it
+// may act as (Impersonate-* headers) and, when asked, that this user may make
+// it; then `decided` makes the real handler. Refusals are kube-apiserver's
+// 401/403 Status. Whatever the proxy cannot decide exactly (a failed review,
+// an impersonation refused or ambiguous, an authorizer's evaluation error)
+// goes to kube-apiserver as the client sent it, unless only the proxy can
+// check it (`proxy_decides`: a certificate user impersonating, whose request
+// reaches kube-apiserver as the proxy's).
+class AuthorizedRequest : public DeferredHandler, public UpstreamStreamHandler {
  public:
-  // Called with the request as the authenticated user makes it.
-  using Allowed = std::function<RequestHandlerPtr(const RequestInfo& as_user)>;
-  using Forward = std::function<RequestHandlerPtr()>;
+  struct Checks {
+    Identity identity;                    // kToken: authenticated first; kProxy: the proxy's own user, if needed
+    std::optional<WantedUser> impersonate;  // the user the request asks to act as
+    bool proxy_decides = false;
+    bool authorize = true;                // also authorize the request itself for the (impersonated) user
+  };
+  // `allowed`: `as` may make the request. Otherwise it is forwarded: as the
+  // client sent it, or (`proxy_decides`) impersonating `as`.
+  using Decided = std::function<RequestHandlerPtr(bool allowed, const UserInfo& as)>;
   // The reviews go on `pool` with `credentials`; refusals are in protobuf
   // when `protobuf_status` (the client takes protobuf first).
-  AuthorizedRead(UpstreamPool& pool, ProxyCredentials& credentials, AuthCache& cache, Identity identity,
-                 RequestInfo info, bool protobuf_status, DownstreamStream& stream, Allowed allowed, Forward forward);
-  ~AuthorizedRead() override;
+  AuthorizedRequest(UpstreamPool& pool, ProxyCredentials& credentials, AuthCache& cache, Checks checks, RequestInfo info,
+                    bool protobuf_status, DownstreamStream& stream, Decided decided);
+  ~AuthorizedRequest() override;
 
   void onUpstreamResponse(const ResponseHead& head, bool end_stream) override;
   void onUpstreamData(const uint8_t* data, size_t len) override;
@@ -120,21 +129,27 @@ class AuthorizedRead : public DeferredHandler, public UpstreamStreamHandler {
   void pullRequestBody(evbuffer* out, size_t n) override;
 
  private:
-  void next();  // the next step: authenticate, authorize, or answer
-  void review(const std::string& path, std::string body);
+  enum class Step { kTokenReview, kSelfReview, kAccessReview };
+  void next();  // the next step: authenticate, check impersonation, authorize, or answer
+  std::optional<ReviewAnswer> answered(const AccessAttributes& a);
+  void review(Step step, const std::string& path, std::string body);
   void fail(const encoder::Status& status);
+  void forwardAsSent();
   void abandon() override;
 
   UpstreamPool& pool_;
   ProxyCredentials& credentials_;
   AuthCache& cache_;
-  Identity identity_;
+  Checks checks_;
   RequestInfo info_;
   bool protobuf_status_;
   DownstreamStream& stream_;
-  Allowed allowed_;
-  Forward forward_;
-  enum class Step { kTokenReview, kAccessReview } step_ = Step::kTokenReview;
+  Decided decided_;
+  std::optional<UserInfo> requestor_;  // once authenticated
+  std::optional<UserInfo> acting_;     // once impersonation (if any) is allowed
+  std::map<std::string, ReviewAnswer> answers_;  // this request's, whatever the cache keeps
+  Step step_ = Step::kTokenReview;
+  std::string review_key_;  // the access review in flight
   UpstreamStream* review_ = nullptr;
   std::string review_body_;  // sent
   size_t review_sent_ = 0;

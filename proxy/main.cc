@@ -38,7 +38,8 @@ std::string hostOf(const std::string& address) {
 }
 
 // A kubeconfig that points clients at this proxy, with the user credentials
-// of --write-kubeconfig-user-from when given (never the proxy's own).
+// of --write-kubeconfig-user-from when given (never the proxy's own). In
+// delegate mode without them, clients add their own (kubectl --token ...).
 void writeClientKubeconfig(const std::string& path, const config::ProxyOptions& opts, const std::string& ca_pem) {
   std::string user = "{}";
   if (!opts.write_kubeconfig_user_from.empty()) {
@@ -51,6 +52,11 @@ void writeClientKubeconfig(const std::string& path, const config::ProxyOptions& 
     if (!creds.token.empty()) user += "\n    token: " + creds.token;
     if (!creds.token_file.empty()) user += "\n    tokenFile: " + creds.token_file;
     if (user.empty()) user = "{}";
+  } else if (opts.auth_mode == "trust-local") {
+    // Clients act as the proxy whatever they send, and the proxy drops
+    // their credentials; but kubectl asks for a password (and fails without
+    // a terminal) when a kubeconfig has none, so give it one to send.
+    user = "\n    token: kube-cache-proxy-trust-local";
   }
   std::string host = hostOf(opts.listen);
   if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";

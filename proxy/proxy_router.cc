@@ -10,6 +10,7 @@
 #include "proxy/cached_watch.h"
 #include "proxy/consistent_read.h"
 #include "proxy/forwarder.h"
+#include "proxy/list_options.h"
 #include "proxy/request_info.h"
 #include "proxy/response_form.h"
 #include "proxy/static_response.h"
@@ -117,38 +118,62 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
   if (who.kind == Identity::Kind::kUnauthenticated) {
     return StaticResponse::sendStatus(stream, unauthorizedStatus(), prefersProtobuf(head));
   }
-  if (who.kind == Identity::Kind::kUser && who.user.name != "system:anonymous") {
-    for (const auto& h : head.headers) {
-      if (h.name.starts_with("impersonate-")) {
-        // The proxy already impersonates the certificate's user upstream.
-        return StaticResponse::sendStatus(
-            stream, {403, "Forbidden", "impersonation through kube-cache-proxy needs a bearer token, not a client certificate", {}},
-            prefersProtobuf(head));
-      }
-    }
-  }
+  const ImpersonationHeaders impersonation = readImpersonationHeaders(head.headers);
+  // A list or watch whose query the cache cannot read is left to
+  // kube-apiserver whole (its RequestInfo, which authorization sees, reads
+  // such a query differently, e.g. without the metadata.name selector's name).
+  const auto q = head.path.find('?');
   const bool cacheable = cache_ != nullptr && info.is_resource_request &&
                          (info.verb == "list" || info.verb == "get" || info.verb == "watch") && head.method == "GET" &&
-                         info.subresource.empty();
-  if (cacheable && who.kind == Identity::Kind::kProxy) {
+                         info.subresource.empty() &&
+                         (info.verb == "get" || parseListOptions(q == std::string::npos ? "" : head.path.substr(q + 1)));
+  if (cacheable && who.kind == Identity::Kind::kProxy && !impersonation.present) {
     // The proxy may read what it caches, and that is all such a request could do upstream.
     info.user = "kube-cache-proxy (its own identity)";
     if (auto handler = fromCache(head, info, stream)) return handler;
-  } else if (cacheable && (who.kind == Identity::Kind::kToken || who.kind == Identity::Kind::kUser)) {
-    // Served from the cache only once kube-apiserver says this user may.
-    if (!cache_->find(info.api_group, info.api_version, info.resource).json) {
-      cache_->requestCaching(info.api_group, info.resource, cache::Encoding::kJson);
-    } else {
-      return std::make_unique<AuthorizedRead>(
-          as_proxy_, credentials_, *auth_.cache, std::move(who), info, prefersProtobuf(head), stream,
-          [this, head, &stream](const RequestInfo& as_user) -> RequestHandlerPtr {
-            if (auto handler = fromCache(head, as_user, stream)) return handler;
-            return forward(head, as_user, stream);
-          },
-          [this, head, info, &stream] { return forward(head, info, stream); });
-    }
+    return forward(head, std::move(info), stream);
   }
-  return forward(head, std::move(info), stream);
+  // Other users' reads are served from the JSON store's resources only.
+  const bool cached = cacheable && cache_->find(info.api_group, info.api_version, info.resource).json != nullptr;
+  if (cacheable && !cached) cache_->requestCaching(info.api_group, info.resource, cache::Encoding::kJson);
+  const bool certificate_user = who.kind == Identity::Kind::kUser && who.user.name != "system:anonymous";
+  if (certificate_user && impersonation.present) {
+    // kube-apiserver sees a certificate user's requests as the proxy's, so
+    // only the proxy can check whom this user may impersonate: every request.
+    if (impersonation.invalid) return StaticResponse::sendStatus(stream, *impersonation.invalid, prefersProtobuf(head));
+    AuthorizedRequest::Checks checks{std::move(who), impersonation.wanted, true, cached};
+    return std::make_unique<AuthorizedRequest>(
+        as_proxy_, credentials_, *auth_.cache, std::move(checks), info, prefersProtobuf(head), stream,
+        [this, head, info, cached, &stream](bool allowed, const UserInfo& as) -> RequestHandlerPtr {
+          RequestInfo as_user = info;
+          as_user.user = as.name;
+          if (allowed && cached) {
+            if (auto handler = fromCache(head, as_user, stream)) return handler;
+          }
+          return forward(head, as_user, stream, &as);
+        });
+  }
+  if (!cached) return forward(head, std::move(info), stream);
+  // Malformed impersonation, and credentials the proxy does not check
+  // (anonymous impersonating too): kube-apiserver answers.
+  if (impersonation.invalid || who.kind == Identity::Kind::kOwnCredentials ||
+      (impersonation.present && who.kind == Identity::Kind::kUser)) {
+    return forward(head, std::move(info), stream);
+  }
+  // Served from the cache only once kube-apiserver says this user (or the
+  // user it impersonates) may; what the proxy cannot decide goes upstream as sent.
+  AuthorizedRequest::Checks checks{std::move(who), std::nullopt, false, true};
+  if (impersonation.present) checks.impersonate = impersonation.wanted;
+  return std::make_unique<AuthorizedRequest>(
+      as_proxy_, credentials_, *auth_.cache, std::move(checks), info, prefersProtobuf(head), stream,
+      [this, head, info, &stream](bool allowed, const UserInfo& as) -> RequestHandlerPtr {
+        RequestInfo as_user = info;
+        if (allowed) {
+          as_user.user = as.name;
+          if (auto handler = fromCache(head, as_user, stream)) return handler;
+        }
+        return forward(head, as_user, stream);
+      });
 }
 
 RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream) {
@@ -263,28 +288,31 @@ WatchFeed& ProxyRouter::feed(cache::Store& store) {
   return *f;
 }
 
-RequestHandlerPtr ProxyRouter::forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream) {
+RequestHandlerPtr ProxyRouter::forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream,
+                                       const UserInfo* as) {
   RequestHead up = head;
   std::erase_if(up.headers, [](const Header& h) { return isHopByHop(h.name); });
   const Identity who = identify(head, stream.peer());
   // Credentials of the client's own go through on a connection without the
   // proxy's client certificate (kube-apiserver would otherwise authenticate
   // the certificate first and ignore the token); so does an anonymous
-  // request. Otherwise the request goes as the proxy, impersonating a
-  // certificate's user, and a client's own Impersonate-* headers are dropped
-  // so nobody borrows the proxy's privileges.
-  const bool as_client = who.kind == Identity::Kind::kToken || who.kind == Identity::Kind::kOwnCredentials ||
-                         (who.kind == Identity::Kind::kUser && who.user.name == "system:anonymous");
+  // request, Impersonate-* headers and all: kube-apiserver checks them.
+  // Otherwise the request goes with the proxy's credentials: as the proxy
+  // (trust-local, the cleartext listener: the client *is* the proxy, so its
+  // Impersonate-* headers go up as sent), or impersonating a certificate's
+  // user, or the user that certificate user was allowed to impersonate.
+  const bool as_client = as == nullptr && (who.kind == Identity::Kind::kToken ||
+                                           who.kind == Identity::Kind::kOwnCredentials ||
+                                           (who.kind == Identity::Kind::kUser && who.user.name == "system:anonymous"));
   UpstreamPool* pool = &as_client_;
   if (!as_client) {
     pool = &as_proxy_;
-    std::erase_if(up.headers, [](const Header& h) { return h.name.starts_with("impersonate-"); });
+    std::erase_if(up.headers, [&](const Header& h) {
+      return h.name == "authorization" || (who.kind != Identity::Kind::kProxy && isImpersonationHeader(h.name));
+    });
     credentials_.authorize(up);
-    if (who.kind == Identity::Kind::kUser) {
-      up.headers.push_back({"impersonate-user", who.user.name});
-      for (const auto& g : who.user.groups) {
-        if (g != "system:authenticated") up.headers.push_back({"impersonate-group", g});
-      }
+    if (as != nullptr || who.kind == Identity::Kind::kUser) {
+      for (auto& h : impersonationHeadersFor(as != nullptr ? *as : who.user)) up.headers.push_back(std::move(h));
     }
   }
   if (!up.upgrade.empty()) {

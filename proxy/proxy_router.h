@@ -80,8 +80,10 @@ class ProxyRouter : public Router {
                                    std::function<RequestHandlerPtr(uint64_t rv)> serve,
                                    const RequestHead& head, const RequestInfo& info, DownstreamStream& stream);
   // Forwarded with the client's identity: its own credentials, the proxy's
-  // on its behalf (Impersonate-* for certificate users), or the proxy's.
-  RequestHandlerPtr forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream);
+  // on its behalf (Impersonate-* for certificate users, or for `as`, whom a
+  // certificate user was allowed to impersonate), or the proxy's.
+  RequestHandlerPtr forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream,
+                            const UserInfo* as = nullptr);
   Identity identify(const RequestHead& head, const PeerInfo& peer) const;
   // This worker's wake-up feed for watchers of `store`.
   WatchFeed& feed(cache::Store& store);

@@ -106,7 +106,8 @@ RequestInfo parseRequestInfo(std::string_view method, std::string_view target) {
   info.is_resource_request = true;
 
   // The deprecated /watch/ path prefix.
-  if (parts[0] == "watch") {
+  const bool verb_via_path = parts[0] == "watch";
+  if (verb_via_path) {
     info.verb = "watch";
     parts.erase(parts.begin());
     if (parts.empty()) {
@@ -140,13 +141,11 @@ RequestInfo parseRequestInfo(std::string_view method, std::string_view target) {
   if (parts.size() >= 2) info.name = std::string(parts[1]);
   if (parts.size() >= 3) info.subresource = std::string(parts[2]);
 
+  // A list or watch of one object by name (metadata.name field selector)
+  // authorizes as that name, as in kube-apiserver.
   if (info.name.empty() && info.verb == "get") {
     std::string watch;
     info.verb = queryParam(query, "watch", watch) && parseGoBool(watch) ? "watch" : "list";
-  }
-  // A list or watch of one object by name (metadata.name field selector)
-  // authorizes as that name, as in kube-apiserver.
-  if (info.name.empty() && (info.verb == "list" || info.verb == "watch")) {
     std::string fs;
     if (queryParam(query, "fieldSelector", fs)) {
       std::string_view rest = fs;
@@ -168,6 +167,10 @@ RequestInfo parseRequestInfo(std::string_view method, std::string_view target) {
     }
   }
   if (info.name.empty() && info.verb == "delete") info.verb = "deletecollection";
+  if (!verb_via_path && (info.verb == "list" || info.verb == "watch" || info.verb == "deletecollection")) {
+    queryParam(query, "fieldSelector", info.field_selector);
+    queryParam(query, "labelSelector", info.label_selector);
+  }
   return info;
 }
 

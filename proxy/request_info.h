@@ -21,9 +21,14 @@ struct RequestInfo {
   std::string subresource;
   std::string name;
   std::string path;  // without the query
+  // A list, watch or deletecollection's raw selectors, which kube-apiserver
+  // hands its authorizers (not for the deprecated /watch/ paths).
+  std::string field_selector;
+  std::string label_selector;
   // Who the request acts as, once known (the router and the auth check set
   // it): for the audit log.
   std::string user;
+  std::string impersonator;  // who asked to act as `user`, when impersonating
 };
 
 // Decodes %XX escapes (and '+' as a space in query components, as Go's

@@ -153,6 +153,10 @@ func cmdUp(args []string) error {
 	env["ADMIN_KUBECONFIG"] = filepath.Join(dir, "admin.kubeconfig")
 	env["TEAM_A_READER_KUBECONFIG"] = filepath.Join(dir, "team-a-reader.kubeconfig")
 	env["NO_ACCESS_KUBECONFIG"] = filepath.Join(dir, "no-access.kubeconfig")
+	env["NODE_KUBECONFIG"] = filepath.Join(dir, "node-1.kubeconfig")
+	env["NODE_NAME"] = "kcp-node-1"
+	env["CERT_GATEWAY_KUBECONFIG"] = filepath.Join(dir, "cert-gateway.kubeconfig")
+	env["PROXY_KUBECONFIG"] = filepath.Join(dir, "proxy.kubeconfig")
 
 	if !etcdUp {
 		peer := "http://127.0.0.1:" + env["ETCD_PEER_PORT"]
@@ -190,7 +194,10 @@ func cmdUp(args []string) error {
 			"--tls-private-key-file="+p.path("apiserver.key"),
 			"--client-ca-file="+p.path("ca.crt"),
 			"--token-auth-file="+p.path("tokens.csv"),
-			"--authorization-mode=RBAC",
+			// As real clusters: kubelets are judged by the Node authorizer
+			// (which reads a list's field selector), and NodeRestriction.
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
 			"--service-account-key-file="+p.path("sa.pub"),
 			"--service-account-signing-key-file="+p.path("sa.key"),
 			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -310,9 +317,11 @@ func writeKubeconfigs(env clusterEnv, p *pki) error {
 		cfg.CurrentContext = user
 		return clientcmd.WriteToFile(*cfg, path)
 	}
-	if err := write(env["ADMIN_KUBECONFIG"], "admin", &clientcmdapi.AuthInfo{
-		ClientCertificate: p.path("admin.crt"), ClientKey: p.path("admin.key")}); err != nil {
-		return err
+	for _, u := range certUsers {
+		if err := write(filepath.Join(env["KCLUSTER_DIR"], u.name+".kubeconfig"), u.name, &clientcmdapi.AuthInfo{
+			ClientCertificate: p.path(u.name + ".crt"), ClientKey: p.path(u.name + ".key")}); err != nil {
+			return err
+		}
 	}
 	tokens, err := os.ReadFile(p.path("tokens.csv"))
 	if err != nil {

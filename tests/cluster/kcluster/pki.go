@@ -34,7 +34,10 @@ func (p *pki) path(name string) string { return filepath.Join(p.dir, name) }
 func loadOrCreatePKI(dir string) (*pki, error) {
 	p := &pki{dir: filepath.Join(dir, "pki")}
 	if _, err := os.Stat(p.path("ca.crt")); err == nil {
-		return p, p.loadCA()
+		if err := p.loadCA(); err != nil {
+			return nil, err
+		}
+		return p, p.issueClientCerts()
 	}
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return nil, err
@@ -65,9 +68,6 @@ func loadOrCreatePKI(dir string) (*pki, error) {
 	if err := p.issue("apiserver", "kube-apiserver", nil, true); err != nil {
 		return nil, err
 	}
-	if err := p.issue("admin", "kcluster-admin", []string{"system:masters"}, false); err != nil {
-		return nil, err
-	}
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
@@ -87,7 +87,37 @@ func loadOrCreatePKI(dir string) (*pki, error) {
 	for _, u := range tokenUsers {
 		tokens += fmt.Sprintf("%s,%s,%s\n", randomToken(), u, u)
 	}
-	return p, os.WriteFile(p.path("tokens.csv"), []byte(tokens), 0o600)
+	if err := os.WriteFile(p.path("tokens.csv"), []byte(tokens), 0o600); err != nil {
+		return nil, err
+	}
+	return p, p.issueClientCerts()
+}
+
+// certUsers authenticate with client certificates (NAME.crt, user = CN,
+// groups = O): the admin; a kubelet's identity, which the Node authorizer
+// judges; a gateway that impersonates users with its certificate; a proxy.
+var certUsers = []struct {
+	name, cn string
+	groups   []string
+}{
+	{"admin", "kcluster-admin", []string{"system:masters"}},
+	{"node-1", "system:node:kcp-node-1", []string{"system:nodes"}},
+	{"cert-gateway", "cert-gateway", []string{"kcp:gateways"}},
+	{"proxy", "kube-cache-proxy", nil}, // a proxy's own identity, with the README's ClusterRole
+}
+
+// issueClientCerts issues the client certificates a PKI does not have yet
+// (a cluster directory from before a user was added keeps working).
+func (p *pki) issueClientCerts() error {
+	for _, u := range certUsers {
+		if _, err := os.Stat(p.path(u.name + ".crt")); err == nil {
+			continue
+		}
+		if err := p.issue(u.name, u.cn, u.groups, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tokenUsers authenticate with bearer tokens from pki/tokens.csv.
