@@ -118,6 +118,21 @@ Object::Object(const Object& other)
       bytes(other.bytes),
       metadata_end(other.metadata_end) {}
 
+Object::~Object() { delete typed_metadata_.load(std::memory_order_relaxed); }
+
+const TypedMetadata* Object::typedMetadata() const {
+  const TypedMetadata* made = typed_metadata_.load(std::memory_order_acquire);
+  if (made == nullptr) {
+    auto* fresh = new TypedMetadata(cache::typedMetadata(bytes, nullptr).value_or(TypedMetadata{}));
+    if (typed_metadata_.compare_exchange_strong(made, fresh, std::memory_order_acq_rel)) {
+      made = fresh;
+    } else {
+      delete fresh;  // another thread made it first: `made` is theirs
+    }
+  }
+  return made->json.empty() ? nullptr : made;
+}
+
 void Object::setName(std::string_view namespace_name, std::string_view object_name) {
   key = objectKey(namespace_name, object_name);
   namespace_ = std::string_view(key).substr(0, namespace_name.size());

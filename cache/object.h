@@ -2,6 +2,7 @@
 // to index, select and version it, parsed once when the object arrives.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -10,6 +11,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "cache/typed_metadata.h"
 
 namespace kcp::cache {
 
@@ -22,6 +25,10 @@ struct SelectableField {
   std::vector<std::string> path;  // JSON members; a number indexes an array
   std::vector<std::string> fallback{};  // read when `path` gives "" (events' source)
   Type type = Type::kString;      // how Go formats the value ("true", "3"); absent: the zero value
+  // The same value in the protobuf form: field numbers from the object
+  // message down (a repeated field's first element), and the fallback's.
+  std::vector<uint32_t> protobuf_path{};
+  std::vector<uint32_t> protobuf_fallback{};
 };
 using SelectableFields = std::vector<SelectableField>;
 
@@ -54,6 +61,7 @@ struct Object {
   Object() = default;
   // A copy's name and namespace_ view its own key.
   Object(const Object& other);
+  ~Object();
   Object& operator=(const Object&) = delete;
 
   // Sets key, namespace_ and name together.
@@ -78,6 +86,15 @@ struct Object {
   // list-item form); 0 when not (custom resources). Protobuf: bytes[0,
   // metadata_end) is the ObjectMeta field.
   uint32_t metadata_end = 0;
+
+  // A custom resource's (JSON) metadata-only forms, made on first use, then
+  // kept with the object; null when its metadata is not as kube-apiserver
+  // writes it. Thread-safe.
+  const TypedMetadata* typedMetadata() const;
+
+ private:
+  // Made once: a racing second one is dropped. Failed: empty forms.
+  mutable std::atomic<const TypedMetadata*> typed_metadata_{nullptr};
 };
 
 // The store's key of an object: "namespace/name", or "name" when cluster-scoped.

@@ -215,7 +215,50 @@ std::string_view metadataField(std::string_view object) {
   return {};
 }
 
-ObjectPtr parseObject(std::string bytes, std::string* error) {
+namespace {
+
+// A selectable field's value in an object message, formatted as Go formats
+// it; the zero value when a field on the path is absent (gogo-protobuf
+// writes non-pointer fields even at their zero value; pointers may be absent).
+std::optional<std::string> protobufFieldValue(std::string_view object, const SelectableField& field,
+                                              const std::vector<uint32_t>& path) {
+  std::optional<Field> leaf;
+  std::string_view message = object;
+  for (size_t i = 0; i < path.size(); ++i) {
+    std::optional<Field> found;
+    Reader r(message);
+    for (Field f; r.next(f);) {
+      if (f.number == path[i]) {
+        found = f;
+        break;  // the first: a repeated field's first element
+      }
+    }
+    if (r.failed()) return std::nullopt;
+    if (!found) break;
+    if (i + 1 < path.size()) {
+      if (found->wire_type != 2) return std::nullopt;
+      message = found->bytes;
+    } else {
+      leaf = found;
+    }
+  }
+  switch (field.type) {
+    case SelectableField::Type::kString:
+      if (leaf && leaf->wire_type != 2) return std::nullopt;
+      return leaf ? std::string(leaf->bytes) : std::string();
+    case SelectableField::Type::kBool:
+      if (leaf && leaf->wire_type != 0) return std::nullopt;
+      return leaf && leaf->varint != 0 ? "true" : "false";
+    case SelectableField::Type::kInteger:
+      if (leaf && leaf->wire_type != 0) return std::nullopt;
+      return leaf ? std::to_string(int32_t(uint32_t(leaf->varint))) : "0";  // int32 fields, sign-extended on the wire
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+ObjectPtr parseObject(std::string bytes, std::string* error, const SelectableFields& fields) {
   const auto fail = [error](std::string message) {
     if (error != nullptr) *error = std::move(message);
     return nullptr;
@@ -266,6 +309,13 @@ ObjectPtr parseObject(std::string bytes, std::string* error) {
   if (!parseResourceVersion(rv, obj->resource_version)) return fail("metadata.resourceVersion missing or not a number");
   obj->setName(namespace_name, name);
   obj->labels = Labels(std::move(labels));
+  obj->fields.reserve(fields.size());
+  for (const auto& f : fields) {
+    auto value = protobufFieldValue(bytes, f, f.protobuf_path);
+    if (value && value->empty() && !f.protobuf_fallback.empty()) value = protobufFieldValue(bytes, f, f.protobuf_fallback);
+    if (!value) return fail("malformed " + f.label);
+    obj->fields.push_back(std::move(*value));
+  }
   obj->bytes = std::move(bytes);
   return obj;
 }
@@ -315,6 +365,29 @@ std::optional<std::string> withResourceVersion(std::string_view object, uint64_t
   out.reserve(meta.size() + rest.size() + 8);
   appendBytesField(out, 1, meta);
   out.append(rest);
+  return out;
+}
+
+std::optional<std::string> withoutAnnotations(std::string_view object) {
+  std::string out;
+  Reader r(object);
+  bool has_meta = false;
+  for (Field f; r.next(f);) {
+    if (f.number != 1 || f.wire_type != 2 || has_meta) {
+      if (!has_meta) return std::nullopt;  // ObjectMeta is field 1, always first
+      out.append(f.whole);
+      continue;
+    }
+    has_meta = true;
+    std::string meta;
+    Reader m(f.bytes);
+    for (Field g; m.next(g);) {
+      if (g.number != 12) meta.append(g.whole);
+    }
+    if (m.failed()) return std::nullopt;
+    appendBytesField(out, 1, meta);
+  }
+  if (r.failed() || !has_meta) return std::nullopt;
   return out;
 }
 

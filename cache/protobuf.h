@@ -91,10 +91,9 @@ std::optional<uint64_t> resourceVersion(std::string_view object);
 std::string_view metadataField(std::string_view object);
 
 // Parses an object message (not enveloped) and takes ownership of the bytes:
-// name, namespace, uid, resourceVersion and labels from its ObjectMeta.
-// Selectable fields beyond metadata are not read from protobuf: a resource's
-// protobuf cache serves field selectors on metadata only.
-ObjectPtr parseObject(std::string bytes, std::string* error);
+// name, namespace, uid, resourceVersion and labels from its ObjectMeta, and
+// the values of `fields` (by their protobuf paths).
+ObjectPtr parseObject(std::string bytes, std::string* error, const SelectableFields& fields = {});
 
 // The object message with metadata.resourceVersion set to `rv` and, if
 // `annotation` is given, that annotation added: how a bookmark is made from
@@ -104,5 +103,9 @@ ObjectPtr parseObject(std::string bytes, std::string* error);
 std::optional<std::string> withResourceVersion(std::string_view object, uint64_t rv,
                                                std::optional<std::pair<std::string_view, std::string_view>>
                                                    annotation = std::nullopt);
+
+// The object message without metadata.annotations: a bookmark's object
+// as a template for the cache's own. nullopt when the bytes are not an object.
+std::optional<std::string> withoutAnnotations(std::string_view object);
 
 }  // namespace kcp::cache::protobuf

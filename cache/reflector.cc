@@ -36,7 +36,21 @@ std::optional<uint64_t> jsonBookmarkResourceVersion(std::string_view object) {
 Reflector::Reflector(ResourceInfo resource, Store& store, ReflectorTransport& transport, uint32_t seed)
     : resource_(std::move(resource)), store_(store), transport_(transport), rnd_(seed) {}
 
-void Reflector::start() { list(""); }
+void Reflector::start() {
+  gone_ = false;
+  list("");
+}
+
+void Reflector::goneUpstream(const std::string& why) {
+  state_ = State::kGone;
+  gone_ = true;
+  synced_ = false;
+  last_error_ = why;
+  stale_since_.store(0, std::memory_order_relaxed);  // not stale: there is nothing to miss
+  log::info("resource gone upstream; not caching it", {{"resource", resource_.path},
+                                                      {"encoding", encodingName(resource_.encoding)}, {"reason", why}});
+  if (on_gone_) on_gone_();
+}
 
 void Reflector::resume(const std::vector<std::string>& objects, uint64_t rv, bool sorted_list_keys) {
   list_started_ = std::chrono::steady_clock::now();
@@ -92,7 +106,7 @@ void Reflector::markCurrent() {
 }
 
 ObjectPtr Reflector::toObject(std::string_view bytes, std::string* error) const {
-  if (protobuf()) return protobuf::parseObject(std::string(bytes), error);
+  if (protobuf()) return protobuf::parseObject(std::string(bytes), error, resource_.fields);
   // Stored in list-item form: typed objects lose the kind/apiVersion prefix
   // that GET and watch bodies carry (custom resources keep theirs).
   std::optional<std::string> item = stripTypeMeta(bytes, resource_.kind, resource_.api_version);
@@ -114,6 +128,10 @@ void Reflector::list(const std::string& continue_token) {
 void Reflector::onListPage(int status, const std::string& body) {
   if (status == 410) {  // the continue token expired: start the LIST again
     retry("LIST continue token expired", true);
+    return;
+  }
+  if (status == 404) {
+    goneUpstream("LIST answered 404: " + body.substr(0, 100));
     return;
   }
   if (status != 200) {
@@ -174,13 +192,48 @@ void Reflector::onListPage(int status, const std::string& body) {
   resuming_ = false;
   markCurrent();
   backoff_ = std::chrono::milliseconds(0);
-  // Protobuf bookmarks are made from one kube-apiserver sent: ask for one now.
-  if (protobuf() && !bookmark_template_.load()) progress_watch_ = true;
-  watch();
+  if (protobuf() && !bookmark_template_.load()) {
+    templateWatch();
+  } else {
+    watch();
+  }
+}
+
+// A protobuf cache makes its bookmarks from an empty object of the kind,
+// whose bytes only kube-apiserver writes: a watch-list that selects nothing
+// gets its closing bookmark at once (a plain watch may wait a minute).
+void Reflector::templateWatch() {
+  state_ = State::kWatching;
+  template_watch_ = true;
+  const uint64_t rv = store_.current()->resource_version;
+  transport_.watch(resource_.path +
+                       "?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+                       "&timeoutSeconds=10&labelSelector=kube-cache-proxy%2Fnone%2C%21kube-cache-proxy%2Fnone"
+                       "&resourceVersion=" +
+                       std::to_string(rv),
+                   [this](std::string_view frame) {
+                     std::string error;
+                     const auto e = protobuf::scanWatchEvent(frame, &error);
+                     const auto envelope = e ? protobuf::unwrap(e->object) : std::nullopt;
+                     if (!envelope || e->type != "BOOKMARK") return;  // nothing else is of use here
+                     // Not applied to the store: this watch saw none of the events.
+                     if (auto empty = protobuf::withoutAnnotations(envelope->raw)) {
+                       bookmark_template_.store(std::make_shared<const std::string>(std::move(*empty)));
+                     }
+                     transport_.cancelWatch();
+                     template_watch_ = false;
+                     watch();
+                   },
+                   [this](int status, const std::string& reason) {
+                     log::warning("no bookmark template from kube-apiserver; protobuf watches wait for its next bookmark",
+                                  {{"resource", resource_.path}, {"status", std::to_string(status)}, {"reason", reason}});
+                     template_watch_ = false;
+                     watch();
+                   });
 }
 
 void Reflector::requestProgress() {
-  if (state_ != State::kWatching || progress_watch_) return;
+  if (state_ != State::kWatching || progress_watch_ || template_watch_) return;
   transport_.cancelWatch();
   progress_watch_ = true;
   watch();
@@ -226,7 +279,9 @@ void Reflector::onWatchEvent(std::string_view line) {
       store_.bookmark(*rv);
       markCurrent();
       if (protobuf() && !bookmark_template_.load()) {
-        bookmark_template_.store(std::make_shared<const std::string>(event->object));
+        if (auto empty = protobuf::withoutAnnotations(event->object)) {
+          bookmark_template_.store(std::make_shared<const std::string>(std::move(*empty)));
+        }
       }
       if (resuming_) finishResume();
     }
@@ -254,6 +309,10 @@ void Reflector::onWatchEvent(std::string_view line) {
 }
 
 void Reflector::onWatchEnd(int status, const std::string& reason) {
+  if (status == 404) {
+    goneUpstream("watch answered 404");
+    return;
+  }
   if (status == 410) {
     retry("watch expired (410)", true);
   } else if (status == 200) {

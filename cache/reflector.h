@@ -45,7 +45,7 @@ struct ResourceInfo {
   std::string path;  // collection path, e.g. "/api/v1/configmaps" or "/apis/example.com/v1/widgets"
   std::string kind;  // e.g. "ConfigMap"
   std::string api_version;  // e.g. "v1"
-  SelectableFields fields{};  // extracted from every object as it arrives (JSON only)
+  SelectableFields fields{};  // extracted from every object as it arrives
   Encoding encoding = Encoding::kJson;  // the transport asks for this one
 };
 
@@ -67,7 +67,12 @@ class Reflector {
   // revision kube-apiserver's own cache has reached. No-op unless watching.
   void requestProgress();
 
-  enum class State { kListing, kWatching, kBackoff };
+  // The resource itself is gone upstream (its LIST or watch answered 404: a
+  // deleted CRD, a version no longer served): the reflector stops, with no
+  // retry, and calls this (on its thread). start() again when it is back.
+  void onGone(std::function<void()> fn) { on_gone_ = std::move(fn); }
+
+  enum class State { kListing, kWatching, kBackoff, kGone };
   State state() const { return state_; }
   // Readable from any thread (metrics, readiness).
   bool synced() const { return synced_; }
@@ -86,18 +91,23 @@ class Reflector {
   // Protobuf only: upstream answered in JSON (a custom resource), so this
   // resource has no protobuf form; the reflector has stopped.
   bool unsupported() const { return unsupported_; }
+  // See onGone. Readable from any thread.
+  bool gone() const { return gone_; }
   // Protobuf only: the object of a bookmark kube-apiserver sent (an empty
-  // object of the kind with a resourceVersion), from which the cache makes
-  // its own bookmarks; null until one arrived. Readable from any thread.
+  // object of the kind with a resourceVersion; annotations removed), from
+  // which the cache makes its own bookmarks; asked for right after the first
+  // sync, null until it arrived. Readable from any thread.
   std::shared_ptr<const std::string> bookmarkTemplate() const { return bookmark_template_.load(); }
 
  private:
   void list(const std::string& continue_token);
   void onListPage(int status, const std::string& body);
   void watch();
+  void templateWatch();
   void onWatchEvent(std::string_view line);
   void onWatchEnd(int status, const std::string& reason);
   void retry(const std::string& why, bool relist);
+  void goneUpstream(const std::string& why);
   void finishResume();
   void markStale();
   void markCurrent();
@@ -118,12 +128,15 @@ class Reflector {
   std::atomic<uint64_t> reconnects_{0};
   std::chrono::milliseconds backoff_{0};
   bool progress_watch_ = false;  // the current watch is a short one, for a bookmark
+  bool template_watch_ = false;  // the current watch is for a protobuf bookmark template (selects nothing)
   bool resuming_ = false;  // warm restart: synced at the first bookmark
   size_t resumed_events_ = 0;  // events replayed while resuming, for its log line
   // steady_clock ticks; 0 while current (see staleSince).
   std::atomic<int64_t> stale_since_{std::chrono::steady_clock::now().time_since_epoch().count()};
   std::string last_error_;
   std::atomic<bool> unsupported_{false};
+  std::atomic<bool> gone_{false};
+  std::function<void()> on_gone_;
   std::atomic<std::shared_ptr<const std::string>> bookmark_template_;
 };
 

@@ -134,6 +134,19 @@ void Store::bookmark(uint64_t rv, Clock::time_point now) {
   notify();
 }
 
+void Store::clear() {
+  {
+    std::lock_guard lock(mu_);
+    current_ = std::make_shared<Snapshot>();
+    snapshots_.clear();
+    history_.clear();
+    history_bytes_ = 0;
+    object_bytes_ = 0;
+    history_start_ = UINT64_MAX;  // nothing can be resumed from
+  }
+  notify();
+}
+
 SnapshotPtr Store::current() const {
   std::lock_guard lock(mu_);
   return current_;

@@ -68,6 +68,11 @@ class Store {
   // A bookmark: nothing changed up to `rv`.
   void bookmark(uint64_t rv, Clock::time_point now = Clock::now());
 
+  // Drops everything (the resource is gone upstream): objects, snapshots and
+  // history, so their memory goes once readers let go; watchers are woken
+  // and can resume from nothing. A later replace() starts afresh.
+  void clear();
+
   SnapshotPtr current() const;
   // The snapshot as of exactly `rv` if still held: the newest one taken at or
   // before rv, provided no event happened between it and rv.

@@ -94,6 +94,8 @@ const std::vector<Flag>& flags() {
        KCP_DURATION(upstream_dial_timeout)},
       {"cache-lazy", "BOOL", "Start caching a resource that is not in --cache-resources when a client first reads it (the request itself is forwarded; later ones are served once synced).",
        KCP_BOOL("cache-lazy", cache_lazy)},
+      {"cache-protobuf", "BOOL", "Cache the resources of --cache-resources in protobuf too, from the start (kube-controller-manager, kube-scheduler and kubelets read built-in types in protobuf; custom resources have no protobuf form and cost nothing). false: a resource's protobuf cache starts on a client's first protobuf request, which is forwarded. Holding both forms costs about twice the memory.",
+       KCP_BOOL("cache-protobuf", cache_protobuf)},
       {"consistent-read-wait", "DURATION", "How long a consistent read (a LIST without resourceVersion) may wait for the cache to reach kube-apiserver's current resourceVersion before it is forwarded instead.",
        KCP_DURATION(consistent_read_wait)},
       {"max-staleness", "DURATION", "When kube-apiserver cannot be asked (down, unreachable, answering 5xx), serve consistent reads from the cache if it is at most this stale (without an open upstream watch, or behind upstream, for at most this long), and keep /readyz ready while it is; past it, consistent reads are forwarded (and get upstream's error) and /readyz fails. 0: consistent reads are never served without upstream's current resourceVersion, and /readyz follows upstream's.",

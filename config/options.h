@@ -30,6 +30,7 @@ struct ProxyOptions {
   std::chrono::milliseconds upstream_keepalive{std::chrono::seconds(30)};
   std::vector<std::string> cache_resources;  // e.g. configmaps, deployments.apps
   bool cache_lazy = true;
+  bool cache_protobuf = true;  // configured resources get a protobuf store from the start too
   std::chrono::milliseconds consistent_read_wait{std::chrono::seconds(3)};  // kube-apiserver waits as long
   // How stale a consistent read may be served from the cache when upstream
   // cannot be asked; also what /readyz tolerates. Zero: off.

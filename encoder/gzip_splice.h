@@ -6,14 +6,19 @@
 // (a sync flush), so pieces concatenate; the CRC32 of the whole is combined
 // from the pieces' (crc32_combine). zlib, level 1: the fragments are made
 // once per leaf version, the live parts are small.
+//
+// Every zlib return code is checked; a failure throws ZlibError, which the
+// network side turns into the end of that one response.
 #pragma once
 
 #include <zlib.h>
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kcp::encoder {
 
@@ -23,6 +28,12 @@ inline constexpr size_t kGzipThresholdBytes = 128 * 1024;
 // Whether an Accept-Encoding header value accepts gzip (as kube-apiserver reads it).
 bool acceptsGzip(std::string_view accept_encoding);
 
+// A zlib call failed (out of memory, or a stream zlib found inconsistent).
+class ZlibError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 struct DeflateFragment {
   std::string deflated;  // raw deflate, byte-aligned, no final block
   uint32_t crc = 0;      // CRC32 of the original bytes
@@ -30,6 +41,7 @@ struct DeflateFragment {
 };
 using DeflateFragmentPtr = std::shared_ptr<const DeflateFragment>;
 
+// Throws ZlibError.
 DeflateFragmentPtr deflateFragment(std::string_view bytes);
 
 // Where a GzipWriter's output goes: bytes to copy, or fragments to send by
@@ -41,9 +53,17 @@ class GzipSink {
   virtual void writeFragment(const DeflateFragmentPtr& fragment) = 0;
 };
 
+// One whole gzip member of `pieces` (concatenated), as kube-apiserver 1.37
+// writes a watch-list: a member per flush, each sync-flushed, closed with an
+// empty final stored block and its trailer; members follow each other in
+// one body, which gzip readers take as one stream. Throws ZlibError.
+void gzipMember(const std::vector<std::string_view>& pieces, GzipSink& out);
+
+// Each call throws ZlibError when zlib fails (and whatever the sink throws);
+// after that the writer may only be destroyed.
 class GzipWriter {
  public:
-  // Writes the gzip header to `out`.
+  // Writes the gzip header to `out` (nothing when zlib cannot start).
   explicit GzipWriter(GzipSink& out);
   ~GzipWriter();
   GzipWriter(const GzipWriter&) = delete;

@@ -1,5 +1,7 @@
 #include "proxy/admin.h"
 
+#include <stdexcept>
+
 #include "config/log.h"
 #include "proxy/static_response.h"
 
@@ -34,7 +36,11 @@ class AdminRouter::Probe : public UpstreamStreamHandler {
  public:
   Probe(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials, UpstreamHealth& health)
       : pool_(pool), credentials_(credentials), health_(health), timer_(event_new(base, -1, EV_PERSIST, onTick, this)) {
-    event_add(timer_, &kProbeInterval);
+    // At start-up: main() reports it.
+    if (timer_ == nullptr || event_add(timer_, &kProbeInterval) != 0) {
+      if (timer_ != nullptr) event_free(timer_);
+      throw std::runtime_error("readiness probe: cannot arm its timer (libevent)");
+    }
     event_active(timer_, 0, 0);
   }
   ~Probe() override {
@@ -59,7 +65,14 @@ class AdminRouter::Probe : public UpstreamStreamHandler {
   void pullRequestBody(evbuffer*, size_t) override {}
 
  private:
-  static void onTick(evutil_socket_t, short, void* p) { static_cast<Probe*>(p)->tick(); }
+  static void onTick(evutil_socket_t, short, void* p) noexcept {
+    try {
+      static_cast<Probe*>(p)->tick();
+    } catch (...) {
+      // This probe is lost; the next tick sends another.
+      reportInternalError(Metrics::InternalError::kEventCallback, "readiness probe");
+    }
+  }
   void tick() {
     if (stream_ != nullptr) {
       if (++waited_ < kProbeTimeoutTicks) return;

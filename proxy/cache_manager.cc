@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <list>
+#include <stdexcept>
 
 #include "cache/json_scan.h"
 #include "cache/selectable_fields.h"
@@ -99,9 +100,13 @@ class CacheManager::Transport : public cache::ReflectorTransport {
     raw->transport = this;
     raw->fn = std::move(fn);
     raw->ev = evtimer_new(base_, onTimer, raw);
-    timers_.push_back(std::move(timer));
     const timeval tv = timevalOf(delay);
-    evtimer_add(raw->ev, &tv);
+    if (raw->ev == nullptr || evtimer_add(raw->ev, &tv) != 0) {
+      // `fn` (e.g. a reflector's retry) will not run: reported, not silent.
+      reportInternalError(Metrics::InternalError::kLibevent, "cache timer", "evtimer_new or evtimer_add failed");
+      return;  // ~Timer frees ev
+    }
+    timers_.push_back(std::move(timer));
   }
 
  private:
@@ -232,14 +237,23 @@ class CacheManager::Transport : public cache::ReflectorTransport {
       if (ev != nullptr) event_free(ev);
     }
   };
-  static void onTimer(evutil_socket_t, short, void* p) {
+  static void onTimer(evutil_socket_t, short, void* p) noexcept {
     auto* timer = static_cast<Timer*>(p);
     std::function<void()> fn = std::move(timer->fn);
     timer->transport->timers_.remove_if([timer](const std::unique_ptr<Timer>& t) { return t.get() == timer; });
-    fn();  // may schedule more timers or destroy exchanges
+    try {
+      fn();  // may schedule more timers or destroy exchanges
+    } catch (...) {
+      // What failed was a step of a reflector or of discovery (parsing, a
+      // retry): reported; that step is lost.
+      reportInternalError(Metrics::InternalError::kEventCallback, "cache timer");
+    }
   }
   std::list<std::unique_ptr<Timer>> timers_;
 };
+
+// How often a configured resource that is gone upstream is looked for again.
+constexpr std::chrono::seconds kGoneRecheck{30};
 
 struct CacheManager::Cached {
   std::string name;  // as configured
@@ -255,13 +269,15 @@ struct CacheManager::Cached {
 };
 
 CacheManager::CacheManager(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials,
-                           std::vector<std::string> resources, bool lazy, cache::StoreLimits limits,
+                           std::vector<std::string> resources, bool lazy, bool protobuf, cache::StoreLimits limits,
                            Persistence persistence, Metrics& metrics)
     : base_(base), pool_(pool), credentials_(credentials), limits_(limits), metrics_(metrics), lazy_(lazy),
+      protobuf_(protobuf),
       configured_(std::move(resources)),
       discovery_(std::make_unique<Transport>(base, pool, credentials)),
       requested_ev_(event_new(base, -1, 0, onRequested, this)),
       persistence_(std::move(persistence)) {
+  if (requested_ev_ == nullptr) throw std::runtime_error("cache: cannot create its event (libevent)");  // at start-up
   if (persistence_.dir.empty()) return;
   metrics_.addGauge("kube_cache_proxy_cache_state_saves_total", "result=\"ok\"",
                     "Resources whose cache was saved for a warm restart (--warm-restart), by result.",
@@ -289,6 +305,7 @@ void CacheManager::start() {
       walkDiscovery(true);
     } else {
       add(name, true, cache::Encoding::kJson);
+      if (protobuf_) add(name, true, cache::Encoding::kProtobuf);
     }
   }
   if (persistence_.dir.empty()) return;
@@ -410,8 +427,12 @@ void CacheManager::saveState() {
 }
 
 void CacheManager::add(const std::string& name, bool required, cache::Encoding encoding) {
-  for (const auto& c : cached_) {
-    if (c->name == name && c->encoding == encoding) return;
+  for (size_t i = 0; i < cached_.size(); ++i) {
+    const auto& c = cached_[i];
+    if (c->name != name || c->encoding != encoding) continue;
+    // Gone upstream and asked for again (a request, discovery): back?
+    if (c->reflector && c->reflector->gone()) discover(i);
+    return;
   }
   auto owned = std::make_unique<Cached>();
   owned->name = name;
@@ -512,7 +533,7 @@ void CacheManager::requestCaching(std::string_view group, std::string_view resou
   event_active(requested_ev_, EV_READ, 0);  // thread-safe: the admin loop adds it
 }
 
-void CacheManager::onRequested(evutil_socket_t, short, void* self) {
+void CacheManager::onRequested(evutil_socket_t, short, void* self) noexcept {
   auto* m = static_cast<CacheManager*>(self);
   std::vector<std::pair<std::string, cache::Encoding>> names;
   std::set<cache::Reflector*> progress;
@@ -521,11 +542,22 @@ void CacheManager::onRequested(evutil_socket_t, short, void* self) {
     names.swap(m->requested_);
     progress.swap(m->progress_wanted_);
   }
-  for (cache::Reflector* r : progress) r->requestProgress();
+  for (cache::Reflector* r : progress) {
+    try {
+      r->requestProgress();
+    } catch (...) {
+      reportInternalError(Metrics::InternalError::kEventCallback, "cache progress request");  // a later one asks again
+    }
+  }
   for (const auto& [name, encoding] : names) {
-    log::info("caching on first request",
-              {{"resource", name}, {"encoding", cache::encodingName(encoding)}});
-    m->add(name, false, encoding);
+    try {
+      log::info("caching on first request",
+                {{"resource", name}, {"encoding", cache::encodingName(encoding)}});
+      m->add(name, false, encoding);
+    } catch (...) {
+      // Not cached after all: its requests go on being forwarded.
+      reportInternalError(Metrics::InternalError::kEventCallback, "cache on first request");
+    }
   }
 }
 
@@ -542,6 +574,7 @@ void CacheManager::walkDiscovery(bool required) {
       const std::string name = r[name_key].GetString();
       if (name.find('/') != std::string::npos) continue;  // a subresource
       add(group.empty() ? name : name + "." + group, required, cache::Encoding::kJson);
+      if (protobuf_) add(group.empty() ? name : name + "." + group, required, cache::Encoding::kProtobuf);
     }
   };
   const auto add_list = [add_listable](const std::string& group, const std::string& body) {
@@ -626,6 +659,12 @@ void CacheManager::discover(size_t index) {
   const auto retry = [this, index](std::string why) {
     Cached& c = *cached_[index];
     c.discovery_error = why;
+    if (c.reflector && c.reflector->gone()) {
+      // Still gone: a configured resource is looked for now and then, quietly.
+      log::verbose(1, "still gone upstream", {{"resource", c.name}, {"reason", why}});
+      if (c.required) discovery_->after(kGoneRecheck, [this, index] { recheckGone(index); });
+      return;
+    }
     if (!c.required) {
       // Cached on a request: a resource upstream does not have is simply not cached.
       log::verbose(1, "not caching", {{"resource", c.name}, {"reason", why}});
@@ -657,13 +696,24 @@ void CacheManager::discover(size_t index) {
         const std::string group = slash == std::string::npos ? "" : group_version.substr(0, slash);
         const bool namespaced = r.HasMember("namespaced") && r["namespaced"].IsBool() && r["namespaced"].GetBool();
         cache::ResourceFields fields = cache::selectableFields(group, resource, namespaced);
-        // Field selectors are read from JSON only: a protobuf cache selects on metadata.
-        if (c.encoding == cache::Encoding::kProtobuf) fields.fields.clear();
-        c.info = {(path + "/" + resource), r.HasMember("kind") && r["kind"].IsString() ? r["kind"].GetString() : "",
-                  group_version, fields.fields, c.encoding};
+        cache::ResourceInfo info{(path + "/" + resource),
+                                 r.HasMember("kind") && r["kind"].IsString() ? r["kind"].GetString() : "",
+                                 group_version, fields.fields, c.encoding};
         c.discovery_error.clear();
-        c.transport = std::make_unique<Transport>(base_, pool_, credentials_, c.encoding);
-        c.reflector = std::make_unique<cache::Reflector>(c.info, *c.store, *c.transport);
+        // Back after it was gone, as it was: the same reflector starts again.
+        // In another form (version, kind): new ones; the old ones stay, for
+        // whatever request still points at them.
+        if (!c.reflector || info.path != c.info.path || info.kind != c.info.kind ||
+            info.api_version != c.info.api_version) {
+          if (c.reflector) {
+            retired_.push_back({std::move(c.transport), std::move(c.reflector), std::move(c.store)});
+            c.store = std::make_unique<cache::Store>(limits_);
+          }
+          c.info = std::move(info);
+          c.transport = std::make_unique<Transport>(base_, pool_, credentials_, c.encoding);
+          c.reflector = std::make_unique<cache::Reflector>(c.info, *c.store, *c.transport);
+          c.reflector->onGone([this, index] { onGone(index); });
+        }
         log::info("caching", {{"resource", c.name}, {"path", c.info.path}, {"kind", c.info.kind},
                               {"encoding", cache::encodingName(c.encoding)}});
         auto served = std::make_shared<CachedResource>();
@@ -748,9 +798,42 @@ std::optional<std::pair<std::string, std::chrono::steady_clock::duration>> Cache
   return worst;
 }
 
+void CacheManager::onGone(size_t index) {
+  Cached& c = *cached_[index];
+  std::shared_ptr<const CachedResource> served;
+  {
+    std::lock_guard lock(c.served_mu);
+    served = std::move(c.served);
+  }
+  if (served) {
+    // Requests go upstream now (kube-apiserver's own 404), and client
+    // watches end, as kube-apiserver ends them when a resource goes.
+    served->gone.store(true);
+    std::lock_guard lock(registry_mu_);
+    std::erase(registry_, served);
+  }
+  c.store->clear();  // wakes the watchers; the objects' memory goes with the last reader
+  c.discovery_error = "gone upstream";
+  {
+    std::lock_guard lock(requested_mu_);
+    requested_names_.erase({c.name, c.encoding});  // a client's request asks for it again
+  }
+  if (c.required) discovery_->after(kGoneRecheck, [this, index] { recheckGone(index); });
+}
+
+void CacheManager::recheckGone(size_t index) {
+  const Cached& c = *cached_[index];
+  if (c.reflector && c.reflector->gone()) discover(index);
+}
+
 bool CacheManager::synced() const {
   for (const auto& c : cached_) {
-    if (c->required && (!c->reflector || !c->reflector->synced())) return false;
+    // (A protobuf cache of a custom resource finds it has no protobuf form: done.)
+    // (A resource gone upstream is not waited for either.)
+    if (c->required &&
+        (!c->reflector || !(c->reflector->synced() || c->reflector->unsupported() || c->reflector->gone()))) {
+      return false;
+    }
   }
   return true;
 }
@@ -759,7 +842,9 @@ std::string CacheManager::notSyncedReason() const {
   for (const auto& c : cached_) {
     if (!c->required) continue;
     if (!c->reflector) return c->name + ": " + c->discovery_error;
-    if (!c->reflector->synced()) return c->name + ": not synced yet (" + c->reflector->lastError() + ")";
+    if (!c->reflector->synced() && !c->reflector->unsupported() && !c->reflector->gone()) {
+      return c->name + ": not synced yet (" + c->reflector->lastError() + ")";
+    }
   }
   return "";
 }

@@ -58,6 +58,9 @@ struct CachedResource {
   // of the reflector's time without an open watch (Reflector::staleSince)
   // and lag(). What --max-staleness bounds.
   std::chrono::steady_clock::duration staleness(std::chrono::steady_clock::time_point now) const;
+  // Set when the resource went away upstream (Reflector::onGone): no longer
+  // found, and its client watches end.
+  mutable std::atomic<bool> gone{false};
   // Thread-safe: asks the reflector for a bookmark soon (see Reflector::requestProgress).
   std::function<void()> request_progress;
   // Watches closed because they fell behind the event history.
@@ -72,7 +75,9 @@ class CacheManager {
   // `resources`: names like "configmaps", "pods", "deployments.apps",
   // "widgets.example.com". `pool` and `credentials` outlive the manager.
   // `resources` may hold "*": every resource upstream can list and watch.
-  // With `lazy`, a resource not configured is cached once requested.
+  // With `lazy`, a resource not configured is cached once requested. With
+  // `protobuf`, configured resources get a protobuf store from the start too
+  // (otherwise on the first protobuf request).
   // Warm restart: with a folder, every synced resource is saved there every
   // `interval` (by a thread of its own) and by saveState(), and a resource
   // found there at start-up resumes its watch from the saved resourceVersion
@@ -82,8 +87,8 @@ class CacheManager {
     std::chrono::milliseconds interval{std::chrono::minutes(1)};
   };
   CacheManager(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials,
-               std::vector<std::string> resources, bool lazy, cache::StoreLimits limits, Persistence persistence,
-               Metrics& metrics);
+               std::vector<std::string> resources, bool lazy, bool protobuf, cache::StoreLimits limits,
+               Persistence persistence, Metrics& metrics);
   ~CacheManager();
 
   // Starts discovery, then one reflector per resource.
@@ -126,9 +131,12 @@ class CacheManager {
   void scheduleSave();
   void saverLoop();
   void discover(size_t index);
+  // Reflector::onGone: stops serving the resource and frees its objects.
+  void onGone(size_t index);
+  void recheckGone(size_t index);
   void walkDiscovery(bool required);
   static bool listable(const rapidjson::Value& discovery_resource);
-  static void onRequested(evutil_socket_t, short, void* self);
+  static void onRequested(evutil_socket_t, short, void* self) noexcept;
 
   event_base* base_;
   UpstreamPool& pool_;
@@ -136,9 +144,18 @@ class CacheManager {
   cache::StoreLimits limits_;
   Metrics& metrics_;
   bool lazy_;
+  bool protobuf_;
   std::vector<std::string> configured_;
   std::unique_ptr<Transport> discovery_;
   std::vector<std::unique_ptr<Cached>> cached_;
+  // A resource back in another form gets a new store and reflector; the old
+  // ones (empty, stopped) stay for what may still point at them.
+  struct Retired {
+    std::unique_ptr<Transport> transport;
+    std::unique_ptr<cache::Reflector> reflector;
+    std::unique_ptr<cache::Store> store;
+  };
+  std::vector<Retired> retired_;
   mutable std::mutex registry_mu_;
   std::vector<std::shared_ptr<const CachedResource>> registry_;  // discovered resources, for workers
   event* requested_ev_;

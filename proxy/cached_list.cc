@@ -1,5 +1,7 @@
 #include "proxy/cached_list.h"
 
+#include <new>
+
 #include "cache/protobuf.h"
 #include "encoder/continue_token.h"
 #include "encoder/protobuf_frames.h"
@@ -135,29 +137,47 @@ encoder::ListMeta selectPage(const ListPlan& plan, std::vector<cache::ObjectPtr>
   return meta;
 }
 
-// GzipSink over the staged evbuffer: fragments go by reference, held until written.
+// GzipSink over the staged evbuffer: fragments go by reference, held until
+// written. Throws std::bad_alloc when libevent cannot take the bytes.
 class CachedList::Sink : public encoder::GzipSink {
  public:
   explicit Sink(evbuffer* out) : out_(out) {}
-  void write(std::string_view bytes) override { evbuffer_add(out_, bytes.data(), bytes.size()); }
+  void write(std::string_view bytes) override { appendBytes(out_, bytes); }
   void writeFragment(const encoder::DeflateFragmentPtr& f) override {
-    evbuffer_add_reference(out_, f->deflated.data(), f->deflated.size(), releaseFragment,
-                           new encoder::DeflateFragmentPtr(f));
+    auto* hold = new encoder::DeflateFragmentPtr(f);
+    if (evbuffer_add_reference(out_, f->deflated.data(), f->deflated.size(), releaseFragment, hold) != 0) {
+      delete hold;  // libevent calls the cleanup only for a reference it took
+      throw std::bad_alloc();
+    }
   }
 
  private:
-  static void releaseFragment(const void*, size_t, void* arg) { delete static_cast<encoder::DeflateFragmentPtr*>(arg); }
+  // libevent's cleanup for a written fragment: dropping a reference cannot throw.
+  static void releaseFragment(const void*, size_t, void* arg) noexcept {
+    delete static_cast<encoder::DeflateFragmentPtr*>(arg);
+  }
   evbuffer* out_;
 };
 
 CachedList::CachedList(const CachedResource& resource, ListPlan plan, ResponseForm form, const RequestHead& head,
                        const RequestInfo& info, DownstreamStream& stream, Metrics::Shard& metrics)
-    : plan_(std::move(plan)),
+    : stream_(stream),
+      plan_(std::move(plan)),
       metadata_only_(form.metadata_only),
       protobuf_(form.encoding == cache::Encoding::kProtobuf),
       staged_(evbuffer_new()),
       record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
-  record_.audit(info);
+  if (staged_ == nullptr) throw std::bad_alloc();
+  try {
+    record_.audit(info);
+    start(resource, head);
+  } catch (...) {
+    evbuffer_free(staged_);  // no destructor runs for a constructor that throws
+    throw;
+  }
+}
+
+void CachedList::start(const CachedResource& resource, const RequestHead& head) {
   encoder::ListMeta meta{plan_.resource_version};
   if (plan_.limit > 0) {
     paged_ = true;
@@ -192,13 +212,19 @@ CachedList::CachedList(const CachedResource& resource, ListPlan plan, ResponseFo
   const std::string* accept_encoding = head.header("accept-encoding");
   if (accept_encoding != nullptr && encoder::acceptsGzip(*accept_encoding) &&
       identity_size > encoder::kGzipThresholdBytes) {
-    response.headers.push_back({"content-encoding", "gzip"});
-    response.headers.push_back({"vary", "Accept-Encoding"});
-    sink_ = std::make_unique<Sink>(staged_);
-    gzip_ = std::make_unique<encoder::GzipWriter>(*sink_);
+    try {
+      auto sink = std::make_unique<Sink>(staged_);
+      gzip_ = std::make_unique<encoder::GzipWriter>(*sink);
+      sink_ = std::move(sink);
+      response.headers.push_back({"content-encoding", "gzip"});
+      response.headers.push_back({"vary", "Accept-Encoding"});
+    } catch (const encoder::ZlibError& e) {
+      // Nothing written yet: the same list, uncompressed, is as good an answer.
+      reportInternalError(Metrics::InternalError::kZlib, "cached LIST gzip", e.what());
+    }
   }
   addBytes(frame_.head);
-  stream.submitResponse(response, false);
+  stream_.submitResponse(response, false);
 }
 
 bool CachedList::anySelected() const {
@@ -211,8 +237,7 @@ bool CachedList::anySelected() const {
 
 size_t CachedList::itemSize(const cache::Object& o) const {
   if (protobuf_) return encoder::protobufItemSize(protobufObjectBytes(o, metadata_only_).size());
-  return metadata_only_ && o.metadata_end > 0 ? encoder::kPartialObjectMetadataPrefix.size() + o.metadata_end
-                                              : o.bytes.size();
+  return metadata_only_ ? encoder::kPartialObjectMetadataPrefix.size() + metadataJson(o).size() + 1 : o.bytes.size();
 }
 
 size_t CachedList::itemsSize(size_t enough) const {
@@ -238,7 +263,7 @@ void CachedList::addBytes(std::string_view bytes) {
   if (gzip_) {
     gzip_->add(bytes);
   } else {
-    evbuffer_add(staged_, bytes.data(), bytes.size());
+    appendBytes(staged_, bytes);
   }
 }
 
@@ -251,10 +276,10 @@ void CachedList::add(const cache::ObjectPtr& obj) {
   }
   if (!first_item_) addBytes(",");
   first_item_ = false;
-  if (metadata_only_ && obj->metadata_end > 0) {
+  if (metadata_only_) {
     // {"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{...}}
     addBytes(encoder::kPartialObjectMetadataPrefix);
-    addObject(obj, std::string_view(obj->bytes).substr(1, obj->metadata_end - 1));
+    addObject(obj, metadataJson(*obj));
     addBytes("}");
     return;
   }
@@ -323,13 +348,26 @@ void CachedList::refill() {
 }
 
 size_t CachedList::responseBodyReady(bool* eof) {
-  if (evbuffer_get_length(staged_) == 0) refill();
+  *eof = false;
+  if (failed_) return 0;
+  if (evbuffer_get_length(staged_) == 0) {
+    try {
+      refill();
+    } catch (const encoder::ZlibError& e) {
+      // Part of the gzip stream is out: only a reset tells the client.
+      reportInternalError(Metrics::InternalError::kZlib, "cached LIST gzip", e.what());
+      failed_ = true;
+      evbuffer_drain(staged_, evbuffer_get_length(staged_));
+      stream_.resetStream();
+      return 0;
+    }
+  }
   *eof = done_;
   return evbuffer_get_length(staged_);
 }
 
 void CachedList::pullResponseBody(evbuffer* out, size_t n) {
-  evbuffer_remove_buffer(staged_, out, n);
+  moveBytes(staged_, out, n);
   record_.addBytesOut(n);
 }
 

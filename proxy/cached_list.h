@@ -61,7 +61,9 @@ encoder::ListMeta selectPage(const ListPlan& plan, std::vector<cache::ObjectPtr>
 
 class CachedList : public RequestHandler {
  public:
-  // Starts the response on `stream`.
+  // Starts the response on `stream`. When zlib cannot start, the list goes
+  // out uncompressed; when it fails later, the stream is reset. Both are
+  // counted (kube_cache_proxy_internal_errors_total{where="zlib"}).
   CachedList(const CachedResource& resource, ListPlan plan, ResponseForm form, const RequestHead& head,
              const RequestInfo& info, DownstreamStream& stream, Metrics::Shard& metrics);
   ~CachedList() override;
@@ -74,6 +76,8 @@ class CachedList : public RequestHandler {
 
  private:
   class Sink;
+  // The constructor's work, once staged_ exists.
+  void start(const CachedResource& resource, const RequestHead& head);
   void add(const cache::ObjectPtr& object);
   void addObject(const cache::ObjectPtr& object, std::string_view bytes);
   void addLeaf(const cache::BTree::Node* leaf);
@@ -84,6 +88,7 @@ class CachedList : public RequestHandler {
   size_t itemsSize(size_t enough) const;
   bool anySelected() const;
 
+  DownstreamStream& stream_;
   ListPlan plan_;
   bool metadata_only_;
   bool protobuf_;
@@ -95,6 +100,7 @@ class CachedList : public RequestHandler {
   evbuffer* staged_;  // the next bytes to write, at most a chunk or so
   bool first_item_ = true;
   bool done_ = false;
+  bool failed_ = false;  // zlib failed mid-body: the stream was reset, nothing more is sent
   // Set when the response is gzipped (the client accepts it and the body is
   // over kube-apiserver's threshold): whole leaves are spliced in as their
   // pre-compressed fragments, the rest is compressed as it goes.

@@ -6,7 +6,8 @@
 // timeoutSeconds. One watcher costs a position in the shared history and a
 // chunk of output: events are pulled as the connection drains, and a watcher
 // that falls behind the history's end is closed (its client resumes or
-// relists, as with kube-apiserver's slow watchers).
+// relists, as with kube-apiserver's slow watchers). A watch-list is gzipped
+// for clients that accept it, as kube-apiserver 1.37 does.
 #pragma once
 
 #include <event2/buffer.h>
@@ -62,8 +63,13 @@ class CachedWatch : public RequestHandler, public WatchFeed::Watcher {
   void onStoreChanged() override;
 
  private:
-  static void onDeadline(evutil_socket_t, short, void* self);
-  static void onBookmarkDue(evutil_socket_t, short, void* self);
+  // libevent callbacks: an exception is reported and resets the stream.
+  static void onDeadline(evutil_socket_t, short, void* self) noexcept;
+  static void onBookmarkDue(evutil_socket_t, short, void* self) noexcept;
+  void failed(const char* context) noexcept;
+  // The constructor's work, once the buffer and timers exist.
+  void start(const RequestHead& head);
+  void compressStaged();
   void refill();
   void addObject(std::string_view type, const cache::ObjectPtr& object);
   void addBookmark(uint64_t rv, bool initial_events_end);
@@ -86,6 +92,11 @@ class CachedWatch : public RequestHandler, public WatchFeed::Watcher {
   uint64_t last_bookmark_ = 0;
   std::vector<cache::EventPtr> batch_;
   evbuffer* staged_;
+  // A watch-list to a client that takes gzip: what goes out is staged_'s
+  // bytes compressed, one gzip member per refill (kube-apiserver 1.37,
+  // WatchListCompression: a member per flush).
+  bool gzip_ = false;
+  evbuffer* compressed_ = nullptr;
   event* deadline_;
   event* bookmark_timer_;
   std::chrono::steady_clock::time_point deadline_at_;

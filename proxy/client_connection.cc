@@ -28,9 +28,15 @@ ClientHandshake::ClientHandshake(SessionHost& host, Router& router, const Client
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (ssl_ctx_ != nullptr) {
     SSL* ssl = SSL_new(ssl_ctx_);
-    bev_ = bufferevent_openssl_socket_new(host.base(), fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (ssl != nullptr) {
+      bev_ = bufferevent_openssl_socket_new(host.base(), fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+      if (bev_ == nullptr) SSL_free(ssl);  // libevent 2.1 takes neither the SSL nor the socket when it fails
+    }
   } else {
     bev_ = bufferevent_socket_new(host.base(), fd, BEV_OPT_CLOSE_ON_FREE);
+  }
+  if (bev_ == nullptr) {
+    evutil_closesocket(fd);  // start() reports it
   }
 }
 
@@ -39,14 +45,34 @@ ClientHandshake::~ClientHandshake() {
   if (timer_ != nullptr) event_free(timer_);
 }
 
-void ClientHandshake::onTimeoutCb(evutil_socket_t, short, void* p) {
+void ClientHandshake::onTimeoutCb(evutil_socket_t, short, void* p) noexcept {
   auto& h = *static_cast<ClientHandshake*>(p);
-  h.host_.metrics().recordRejection("handshake_timeout");
-  h.finish("handshake timed out");
+  try {
+    h.host_.metrics().recordRejection("handshake_timeout");
+    h.finish("handshake timed out");
+  } catch (...) {
+    h.failed("client handshake timeout");
+  }
+}
+
+void ClientHandshake::failed(const char* context) noexcept {
+  reportInternalError(Metrics::InternalError::kEventCallback, context);
+  try {
+    finish("internal error");
+    host_.release(this);  // a no-op unless finish() had nothing to do (handed over, then failed)
+  } catch (...) {
+    // finish() marks this done before anything that can throw (its log
+    // line): still hand it back.
+    try {
+      host_.release(this);
+    } catch (...) {
+    }
+  }
 }
 
 void ClientHandshake::start() {
   if (bev_ == nullptr) {
+    reportInternalError(Metrics::InternalError::kLibevent, "client handshake", "cannot create the bufferevent");
     finish("cannot set up the connection");
     return;
   }
@@ -55,8 +81,11 @@ void ClientHandshake::start() {
   // the handshake on the bufferevent that the session inherits.
   timer_ = evtimer_new(host_.base(), onTimeoutCb, this);
   const timeval timeout = timevalOf(limits_.tls_handshake_timeout);
-  evtimer_add(timer_, &timeout);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  // Without its timer a handshake could be held open forever.
+  if (timer_ == nullptr || evtimer_add(timer_, &timeout) != 0 || bufferevent_enable(bev_, EV_READ | EV_WRITE) != 0) {
+    reportInternalError(Metrics::InternalError::kLibevent, "client handshake", "cannot arm the handshake");
+    finish("cannot set up the connection");
+  }
 }
 
 void ClientHandshake::finish(const char* why) {
@@ -68,18 +97,26 @@ void ClientHandshake::finish(const char* why) {
   host_.release(this);
 }
 
-void ClientHandshake::onEventCb(bufferevent*, short what, void* p) {
+void ClientHandshake::onEventCb(bufferevent*, short what, void* p) noexcept {
   auto& h = *static_cast<ClientHandshake*>(p);
-  if (what & BEV_EVENT_CONNECTED) {
-    h.onReady();
-  } else {
-    h.finish(what & BEV_EVENT_EOF ? "closed during handshake" : "TLS handshake failed");
+  try {
+    if (what & BEV_EVENT_CONNECTED) {
+      h.onReady();
+    } else {
+      h.finish(what & BEV_EVENT_EOF ? "closed during handshake" : "TLS handshake failed");
+    }
+  } catch (...) {
+    h.failed("client handshake");
   }
 }
 
-void ClientHandshake::onReadCb(bufferevent*, void* p) {
+void ClientHandshake::onReadCb(bufferevent*, void* p) noexcept {
   auto& h = *static_cast<ClientHandshake*>(p);
-  if (h.ssl_ctx_ == nullptr) h.sniffCleartext();
+  try {
+    if (h.ssl_ctx_ == nullptr) h.sniffCleartext();
+  } catch (...) {
+    h.failed("client handshake (cleartext)");
+  }
 }
 
 void ClientHandshake::sniffCleartext() {
@@ -105,23 +142,27 @@ void ClientHandshake::onReady() {
 }
 
 void ClientHandshake::handOver(bool h2, PeerInfo peer) {
-  bufferevent* bev = std::exchange(bev_, nullptr);
-  done_ = true;
   evtimer_del(timer_);
   host_.metrics().connections_accepted.fetch_add(1, std::memory_order_relaxed);
+  // bev_ stays ours until a session owns it, and done_ unset until then: if
+  // making the session throws, failed() finishes this handshake and our
+  // destructor frees bev_. start() does not throw.
   if (h2) {
-    auto s = std::make_unique<Http2Session>(host_, router_, limits_, bev, std::move(peer));
+    auto s = std::make_unique<Http2Session>(host_, router_, limits_, bev_, std::move(peer));
+    bev_ = nullptr;
     s->slot = std::move(slot);
     Http2Session* raw = s.get();
     host_.adopt(std::move(s));
     raw->start();
   } else {
-    auto s = std::make_unique<Http1Session>(host_, router_, limits_, bev, std::move(peer));
+    auto s = std::make_unique<Http1Session>(host_, router_, limits_, bev_, std::move(peer));
+    bev_ = nullptr;
     s->slot = std::move(slot);
     Http1Session* raw = s.get();
     host_.adopt(std::move(s));
     raw->start();
   }
+  done_ = true;
   host_.release(this);
 }
 

@@ -30,9 +30,11 @@ class ClientHandshake : public Session {
   // Gives the connection to the protocol's session and releases this object.
   void handOver(bool h2, PeerInfo peer);
   void finish(const char* why);
-  static void onReadCb(bufferevent*, void* p);
-  static void onEventCb(bufferevent*, short what, void* p);
-  static void onTimeoutCb(evutil_socket_t, short, void* p);
+  // libevent callbacks; an exception drops the connection.
+  static void onReadCb(bufferevent*, void* p) noexcept;
+  static void onEventCb(bufferevent*, short what, void* p) noexcept;
+  static void onTimeoutCb(evutil_socket_t, short, void* p) noexcept;
+  void failed(const char* context) noexcept;
 
   SessionHost& host_;
   Router& router_;

@@ -1,7 +1,10 @@
 #include "proxy/consistent_read.h"
 
+#include <new>
+
 #include "cache/json_scan.h"
 #include "cache/object.h"
+#include "proxy/metrics.h"
 
 namespace kcp::proxy {
 namespace {
@@ -23,11 +26,20 @@ ConsistentRead::ConsistentRead(event_base* base, UpstreamPool& pool, RequestHead
       serve_(std::move(serve)),
       forward_(std::move(forward)),
       poll_(evtimer_new(base, onPoll, this)) {
-  resource_.consistent_read_probes.fetch_add(1, std::memory_order_relaxed);
+  if (poll_ == nullptr) throw std::bad_alloc();
   // The probe gets as long as the whole wait (an unreachable upstream may not fail fast).
   const timeval tv = timevalOf(wait);
-  evtimer_add(poll_, &tv);
-  probe_ = pool.submit(std::move(probe), this);
+  if (evtimer_add(poll_, &tv) != 0) {
+    event_free(poll_);  // no destructor runs for a constructor that throws
+    throw std::bad_alloc();
+  }
+  try {
+    probe_ = pool.submit(std::move(probe), this);
+  } catch (...) {
+    event_free(poll_);
+    throw;
+  }
+  resource_.consistent_read_probes.fetch_add(1, std::memory_order_relaxed);
 }
 
 ConsistentRead::~ConsistentRead() {
@@ -47,6 +59,7 @@ void ConsistentRead::forward() {
 
 void ConsistentRead::answer(RequestHandlerPtr handler) {
   abandon();
+  decided_ = true;
   decide(std::move(handler));
 }
 
@@ -69,8 +82,9 @@ void ConsistentRead::check() {
     // (the reflector asks kube-apiserver once for all who are waiting).
     if (resource_.request_progress) resource_.request_progress();
     const timeval tv = timevalOf(kPollInterval);
-    evtimer_add(poll_, &tv);
-    return;
+    if (evtimer_add(poll_, &tv) == 0) return;
+    // Nothing would wake us: forward now.
+    reportInternalError(Metrics::InternalError::kLibevent, "consistent read poll", "evtimer_add failed");
   } else {
     resource_.consistent_reads_forwarded_until.store(
         (std::chrono::steady_clock::now() + kForwardAfterMiss).time_since_epoch().count());
@@ -89,48 +103,78 @@ void ConsistentRead::upstreamUnavailable() {
   forward();
 }
 
-void ConsistentRead::onPoll(evutil_socket_t, short, void* self) {
+void ConsistentRead::recover(const char* context) noexcept {
+  reportInternalError(Metrics::InternalError::kEventCallback, context);
+  if (closed() || decided_ || recovering_) return;
+  recovering_ = true;
+  try {
+    forward();
+  } catch (...) {
+    reportInternalError(Metrics::InternalError::kEventCallback, "consistent read: forwarding after an internal error");
+  }
+}
+
+// Each way in (a libevent timer, the probe's UpstreamStreamHandler calls)
+// catches: once the probe has ended, nobody else would.
+void ConsistentRead::onPoll(evutil_socket_t, short, void* self) noexcept {
   auto* read = static_cast<ConsistentRead*>(self);
-  if (read->probe_ != nullptr) {
-    read->upstreamUnavailable();  // the probe did not answer in time
-  } else {
-    read->check();
+  try {
+    if (read->probe_ != nullptr) {
+      read->upstreamUnavailable();  // the probe did not answer in time
+    } else {
+      read->check();
+    }
+  } catch (...) {
+    read->recover("consistent read poll");
   }
 }
 
 void ConsistentRead::onUpstreamResponse(const ResponseHead& head, bool) { probe_status_ = head.status; }
 
 void ConsistentRead::onUpstreamData(const uint8_t* data, size_t len) {
-  if (probe_body_.size() + len > kMaxProbeBody) {
-    forward();
-    return;
+  try {
+    if (probe_body_.size() + len > kMaxProbeBody) {
+      forward();
+      return;
+    }
+    probe_body_.append(reinterpret_cast<const char*>(data), len);
+    probe_->consume(len);
+  } catch (...) {
+    recover("consistent read probe data");
   }
-  probe_body_.append(reinterpret_cast<const char*>(data), len);
-  probe_->consume(len);
 }
 
 void ConsistentRead::onUpstreamComplete() {
   probe_ = nullptr;
   if (closed()) return;
-  if (probe_status_ >= 500) {
-    upstreamUnavailable();
-    return;
+  try {
+    if (probe_status_ >= 500) {
+      upstreamUnavailable();
+      return;
+    }
+    // Any other failure of the probe is left to the real request: forwarded,
+    // it gets kube-apiserver's own answer.
+    const auto page = probe_status_ == 200 ? cache::scanJsonList(probe_body_, nullptr) : std::nullopt;
+    if (!page || !cache::parseResourceVersion(page->resource_version, upstream_rv_)) {
+      forward();
+      return;
+    }
+    probe_body_.clear();
+    resource_.noteUpstreamResourceVersion(upstream_rv_);
+    check();
+  } catch (...) {
+    recover("consistent read probe");
   }
-  // Any other failure of the probe is left to the real request: forwarded,
-  // it gets kube-apiserver's own answer.
-  const auto page = probe_status_ == 200 ? cache::scanJsonList(probe_body_, nullptr) : std::nullopt;
-  if (!page || !cache::parseResourceVersion(page->resource_version, upstream_rv_)) {
-    forward();
-    return;
-  }
-  probe_body_.clear();
-  resource_.noteUpstreamResourceVersion(upstream_rv_);
-  check();
 }
 
 void ConsistentRead::onUpstreamError(const std::string&) {
   probe_ = nullptr;
-  if (!closed()) upstreamUnavailable();
+  if (closed()) return;
+  try {
+    upstreamUnavailable();
+  } catch (...) {
+    recover("consistent read probe failure");
+  }
 }
 
 size_t ConsistentRead::requestBodyReady(bool* eof) {

@@ -51,12 +51,17 @@ class ConsistentRead : public DeferredHandler, public UpstreamStreamHandler {
   void pullRequestBody(evbuffer*, size_t) override {}
 
  private:
-  static void onPoll(evutil_socket_t, short, void* self);
+  static void onPoll(evutil_socket_t, short, void* self) noexcept;
   void check();
   void answer(RequestHandlerPtr handler);
   void forward();
   void upstreamUnavailable();
   void abandon() override;
+  // An exception before the decision (a handler's constructor, the probe's
+  // parsing): reported, and the request forwarded instead, once. If that
+  // fails too (or the decided handler failed) the request stays unanswered
+  // until its client leaves: this handler cannot reach its stream to reset it.
+  void recover(const char* context) noexcept;
 
   const CachedResource& resource_;
   std::chrono::steady_clock::time_point deadline_;
@@ -68,6 +73,8 @@ class ConsistentRead : public DeferredHandler, public UpstreamStreamHandler {
   std::string probe_body_;
   uint64_t upstream_rv_ = 0;
   event* poll_ = nullptr;
+  bool decided_ = false;     // a handler was handed the exchange: nothing to recover to
+  bool recovering_ = false;  // recover() forwards only once
 };
 
 }  // namespace kcp::proxy

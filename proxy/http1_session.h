@@ -21,6 +21,8 @@ class Http1Session : public Session, public DownstreamStream {
   Http1Session(SessionHost& host, Router& router, const ClientLimits& limits, bufferevent* bev, PeerInfo peer);
   ~Http1Session() override;
 
+  // Processes what is already buffered. Never throws: a failure closes the
+  // connection.
   void start();
   void drain() override;
   size_t activeRequests() const override { return handler_ ? 1 : 0; }
@@ -40,14 +42,22 @@ class Http1Session : public Session, public DownstreamStream {
   void close(const char* why);
   void fail(int code, const char* reason, const std::string& message);
   void resetRequestState();
+  // An internal failure (see reportInternalError) where nothing may throw:
+  // counted, logged, and the connection closed (`detail` null inside a
+  // catch block); even when close() itself throws, the session is handed back.
+  void failConnection(Metrics::InternalError where, const char* context, const char* detail = nullptr) noexcept;
+  void closeAfterFailure(const char* why) noexcept;
+  // A parser callback's exception: reported, and the parse stops with an
+  // error. Returns what the callback returns.
+  int parserFailed(const char* callback) noexcept;
 
   static Http1Session& self(void* p) { return *static_cast<Http1Session*>(p); }
   static Http1Session& self(http_parser* p) { return *static_cast<Http1Session*>(p->data); }
-  static void onReadCb(bufferevent*, void* p) { self(p).onRead(); }
-  static void onWriteCb(bufferevent*, void* p) { self(p).onWrite(); }
-  static void onEventCb(bufferevent*, short what, void* p);
-  static void onPumpCb(evutil_socket_t, short, void* p) { self(p).pump(); }
-  static void onWaitTimeoutCb(evutil_socket_t, short, void* p);
+  static void onReadCb(bufferevent*, void* p) noexcept;
+  static void onWriteCb(bufferevent*, void* p) noexcept;
+  static void onEventCb(bufferevent*, short what, void* p) noexcept;
+  static void onPumpCb(evutil_socket_t, short, void* p) noexcept;
+  static void onWaitTimeoutCb(evutil_socket_t, short, void* p) noexcept;
   // Arms the timer for a connection waiting for a request (idle) or for the
   // rest of a request head (header timeout).
   void awaitRequest(bool head_started);
@@ -79,6 +89,8 @@ class Http1Session : public Session, public DownstreamStream {
   int64_t header_bytes_ = 0;
   int64_t header_count_ = 0;
   bool too_large_ = false;
+  // A parser callback failed internally (and reported it): the connection ends.
+  bool internal_error_ = false;
   RequestHandlerPtr handler_;
   bool request_complete_ = false;
   size_t request_body_outstanding_ = 0;  // given to the handler, not yet passed on

@@ -197,7 +197,8 @@ int run(const config::ProxyOptions& opts) {
     CacheManager::Persistence persistence;
     if (opts.warm_restart) persistence = {opts.state_dir + "/cache", opts.cache_save_interval};
     cache = std::make_unique<CacheManager>(admin.base(), *cache_pool, credentials, opts.cache_resources,
-                                           opts.cache_lazy, limits, std::move(persistence), metrics);
+                                           opts.cache_lazy, opts.cache_protobuf, limits, std::move(persistence),
+                                           metrics);
     if (admin_router != nullptr) {
       admin_router->setCache(cache.get(), !opts.admin_listen.empty() && isLoopbackAddress(opts.admin_listen),
                              opts.max_staleness);

@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <sstream>
+
+#include "config/log.h"
 
 namespace kcp::proxy {
 namespace {
@@ -81,6 +84,46 @@ void Metrics::Shard::recordRequest(const std::string& verb, const std::string& r
 void Metrics::Shard::recordRejection(const std::string& limit) {
   std::lock_guard lock(mu_);
   rejections_[limit].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::array<std::atomic<uint64_t>, Metrics::kInternalErrorKinds> Metrics::internal_errors_{};
+
+const char* Metrics::internalErrorLabel(InternalError where) noexcept {
+  switch (where) {
+    case InternalError::kHttp2Callback: return "http2_callback";
+    case InternalError::kHttp1Callback: return "http1_callback";
+    case InternalError::kUpstreamCallback: return "upstream_callback";
+    case InternalError::kEventCallback: return "event_callback";
+    case InternalError::kNghttp2: return "nghttp2";
+    case InternalError::kZlib: return "zlib";
+    case InternalError::kLibevent: return "libevent";
+  }
+  return "unknown";
+}
+
+void Metrics::recordInternalError(InternalError where) noexcept {
+  internal_errors_[size_t(where)].fetch_add(1, std::memory_order_relaxed);
+}
+
+void reportInternalError(Metrics::InternalError where, std::string_view context, std::string_view detail) noexcept {
+  Metrics::recordInternalError(where);
+  try {
+    std::string what(detail);
+    if (what.empty()) {
+      try {
+        if (const std::exception_ptr e = std::current_exception()) std::rethrow_exception(e);
+        what = "unknown";
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+        what = "an exception not derived from std::exception";
+      }
+    }
+    log::error("internal error",
+               {{"where", Metrics::internalErrorLabel(where)}, {"context", context}, {"error", what}});
+  } catch (...) {
+    // Not even a log line (out of memory): the counter still has it.
+  }
 }
 
 Metrics::Shard& Metrics::addShard() {
@@ -162,6 +205,13 @@ std::string Metrics::render() const {
   out << "kube_cache_proxy_client_connections_accepted_total " << accepted << '\n';
   header(out, "kube_cache_proxy_upstream_connections", "gauge", "Open HTTP/2 connections to kube-apiserver.");
   out << "kube_cache_proxy_upstream_connections " << upstream_conns << '\n';
+  header(out, "kube_cache_proxy_internal_errors_total", "counter",
+         "Internal failures that ended a stream or a connection, by where: an exception caught at a C callback, "
+         "or a failed nghttp2, zlib or libevent call.");
+  for (size_t i = 0; i < kInternalErrorKinds; ++i) {
+    out << "kube_cache_proxy_internal_errors_total{where=\"" << internalErrorLabel(InternalError(i)) << "\"} "
+        << internal_errors_[i].load(std::memory_order_relaxed) << '\n';
+  }
   for (size_t i = 0; i < gauges_.size(); ++i) {
     const Gauge& g = gauges_[i];
     if (i == 0 || gauges_[i - 1].name != g.name) {

@@ -5,12 +5,14 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -53,6 +55,28 @@ class Metrics {
   // A new shard for a worker; the shard lives as long as this Metrics.
   Shard& addShard();
 
+  // Where an internal failure happened: an exception caught at a C callback
+  // (client HTTP/2 or HTTP/1.1 session, upstream connection, other libevent
+  // callbacks), or a failed nghttp2, zlib or libevent call. Each one ended a
+  // stream or a connection (see reportInternalError).
+  enum class InternalError {
+    kHttp2Callback,
+    kHttp1Callback,
+    kUpstreamCallback,
+    kEventCallback,
+    kNghttp2,
+    kZlib,
+    kLibevent,
+  };
+  static constexpr size_t kInternalErrorKinds = 7;
+  // The `where` label of kube_cache_proxy_internal_errors_total.
+  static const char* internalErrorLabel(InternalError where) noexcept;
+  // Counts one in kube_cache_proxy_internal_errors_total. Process-wide, not
+  // per shard: code with no shard (upstream pools, the cache's loop) counts
+  // too, and it is rare enough that there is no contention to spread.
+  // Thread-safe; never throws (it runs in catch blocks).
+  static void recordInternalError(InternalError where) noexcept;
+
   // Gauges (and counters, named *_total) computed at scrape time (e.g.
   // upstream reachability), on the scraping thread. `labels` is the inside of the braces ("" for none);
   // series of one name share their HELP and TYPE lines.
@@ -69,6 +93,13 @@ class Metrics {
     std::function<double()> value;
   };
   std::vector<Gauge> gauges_;
+  static std::array<std::atomic<uint64_t>, kInternalErrorKinds> internal_errors_;
 };
+
+// Counts an internal failure (Metrics::recordInternalError) and logs it as an
+// error: `context` says where (e.g. "HTTP/2 onFrameRecv"), `detail` what
+// failed; called in a catch block without a detail, the exception's message.
+// Never throws: it is meant for the catch blocks of noexcept callbacks.
+void reportInternalError(Metrics::InternalError where, std::string_view context, std::string_view detail = {}) noexcept;
 
 }  // namespace kcp::proxy

@@ -1,5 +1,7 @@
 #include "proxy/nghttp2_io.h"
 
+#include "proxy/metrics.h"
+
 namespace kcp::proxy {
 
 int newSession(nghttp2_session** session, bool server, void* user_data,
@@ -28,7 +30,10 @@ ssize_t receiveInto(nghttp2_session* session, evbuffer* in, const std::function<
     if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
     const ssize_t n = nghttp2_session_mem_recv(session, static_cast<const uint8_t*>(v.iov_base), v.iov_len);
     if (n < 0) return n;
-    evbuffer_drain(in, size_t(n));
+    if (evbuffer_drain(in, size_t(n)) != 0) {  // else the same bytes would be fed twice
+      reportInternalError(Metrics::InternalError::kLibevent, "HTTP/2 receive", "evbuffer_drain failed");
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
   }
   return 0;
 }
@@ -38,9 +43,20 @@ ssize_t sendFrom(nghttp2_session* session, evbuffer* out, size_t high_watermark)
     const uint8_t* data = nullptr;
     const ssize_t n = nghttp2_session_mem_send(session, &data);
     if (n <= 0) return n;
-    evbuffer_add(out, data, size_t(n));
+    if (evbuffer_add(out, data, size_t(n)) != 0) {  // frames lost: the connection cannot go on
+      reportInternalError(Metrics::InternalError::kLibevent, "HTTP/2 send", "evbuffer_add failed");
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
   }
   return 0;
+}
+
+bool internalFailure(ssize_t error) noexcept {
+  if (error == NGHTTP2_ERR_NOMEM) {
+    reportInternalError(Metrics::InternalError::kNghttp2, "HTTP/2 session", nghttp2_strerror(int(error)));
+    return true;
+  }
+  return error == NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
 }  // namespace kcp::proxy

@@ -24,12 +24,19 @@ int newSession(nghttp2_session** session, bool server, void* user_data,
 
 // Feeds what `in` holds to the session, draining what it consumed, until
 // `in` is empty or `stop()` turns true (a callback closed the connection).
-// Returns 0 or the negative nghttp2 error that made the session give up.
+// Returns 0 or the negative nghttp2 error that made the session give up;
+// NGHTTP2_ERR_CALLBACK_FAILURE means our side failed (a callback, or
+// libevent here) and was already reported, see reportInternalError.
 ssize_t receiveInto(nghttp2_session* session, evbuffer* in, const std::function<bool()>& stop);
 
 // Serializes frames into `out` while it holds less than `high_watermark`.
-// Returns 0 or a negative nghttp2 error.
+// Returns 0 or a negative nghttp2 error (NGHTTP2_ERR_CALLBACK_FAILURE as
+// for receiveInto). Either way an error leaves the session unusable.
 ssize_t sendFrom(nghttp2_session* session, evbuffer* out, size_t high_watermark);
+
+// Whether an error from receiveInto or sendFrom was a failure of ours or of
+// nghttp2 (out of memory) rather than the peer's doing; counts nghttp2's.
+bool internalFailure(ssize_t error) noexcept;
 
 // A header entry pointing at `name` and `value` (nghttp2 copies them when
 // the frame is submitted).

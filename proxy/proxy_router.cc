@@ -178,19 +178,21 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
 
 RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream) {
   // Each encoding has its own store; a resource found to have no protobuf
-  // form (custom resources) is answered in JSON, as kube-apiserver does.
+  // form (custom resources: their JSON store lists with sorted keys) is
+  // answered in JSON, as kube-apiserver does, but for metadata only, which
+  // kube-apiserver writes typed, in protobuf too (made from the JSON store).
   const auto found = cache_->find(info.api_group, info.api_version, info.resource);
-  const auto form = cacheResponseForm(head, info.verb, !found.protobuf || !found.protobuf->reflector->unsupported());
+  const bool custom = found.json && found.json->reflector->sortedListKeys();
+  const auto form =
+      cacheResponseForm(head, info.verb, !custom && (!found.protobuf || !found.protobuf->reflector->unsupported()));
   if (!form) return nullptr;
-  const auto& cached = form->encoding == cache::Encoding::kProtobuf ? found.protobuf : found.json;
+  const bool from_json = form->encoding == cache::Encoding::kJson || (custom && form->metadata_only);
+  const auto& cached = from_json ? found.json : found.protobuf;
   if (!cached) {
-    cache_->requestCaching(info.api_group, info.resource, form->encoding);
+    cache_->requestCaching(info.api_group, info.resource, from_json ? cache::Encoding::kJson : cache::Encoding::kProtobuf);
     return nullptr;
   }
   if (!cached->namespaced && !info.namespace_.empty()) return nullptr;
-  // Metadata only is spliced from typed objects' metadata spans; custom
-  // resources' metadata (sorted keys) would need re-encoding: forwarded.
-  if (form->metadata_only && cached->reflector->sortedListKeys()) return nullptr;
   return fromCache(head, info, *form, cached, stream);
 }
 
@@ -224,7 +226,9 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
     // Protobuf watches: bookmarks are made from kube-apiserver's own (the
     // reflector keeps one), and a 410 ERROR event is left to it.
     const auto servable = [protobuf, cached](const WatchPlan& plan) {
-      return !protobuf || (plan.expired == 0 && (!plan.bookmarks || cached->reflector->bookmarkTemplate()));
+      // (A custom resource's metadata-only bookmarks need no template.)
+      return !protobuf || (plan.expired == 0 && (!plan.bookmarks || cached->reflector->bookmarkTemplate() ||
+                                                 cached->encoding == cache::Encoding::kJson));
     };
     auto plan = planWatch(*cached, info, *options, 0, &consistent);
     if (!plan || !servable(*plan)) return nullptr;

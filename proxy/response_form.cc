@@ -36,7 +36,8 @@ std::optional<ResponseForm> formOf(std::string_view entry, std::string_view verb
   }
   std::optional<cache::Encoding> encoding;
   if (type == "application/json") encoding = cache::Encoding::kJson;
-  if (type == cache::protobuf::kContentType && protobuf) encoding = cache::Encoding::kProtobuf;
+  // Metadata only is a typed object, which kube-apiserver writes in protobuf for any resource.
+  if (type == cache::protobuf::kContentType && (protobuf || !as.empty())) encoding = cache::Encoding::kProtobuf;
   if (as.empty()) {
     if (type == "*/*" || type == "application/*") encoding = cache::Encoding::kJson;
     if (!encoding) return std::nullopt;

@@ -22,8 +22,9 @@ struct ResponseForm {
 // nullopt: the client accepts nothing the cache writes (as=Table, YAML) or
 // wants it pretty-printed (kube-apiserver pretty-prints for curl, Wget and
 // browsers): forward. `verb` is list, get or watch. Without `protobuf` (a
-// custom resource has no protobuf form), protobuf entries are passed over,
-// as kube-apiserver does.
+// custom resource has no protobuf form), protobuf entries for whole objects
+// are passed over, as kube-apiserver does (metadata only is typed: protobuf
+// works for every resource).
 std::optional<ResponseForm> cacheResponseForm(const RequestHead& head, std::string_view verb, bool protobuf);
 
 }  // namespace kcp::proxy

@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <new>
+
 #include "config/log.h"
 #include "encoder/status.h"
 #include "proxy/tls.h"
@@ -14,6 +16,7 @@ namespace {
 
 // Bytes buffered here in either direction before we stop reading the source.
 constexpr size_t kBufferLimit = 1 << 20;
+constexpr auto kCallback = Metrics::InternalError::kEventCallback;
 
 }  // namespace
 
@@ -24,29 +27,52 @@ UpgradeTunnel::UpgradeTunnel(event_base* base, const UpstreamTarget& target, SSL
       path_(head.path),
       record_(metrics, "connect", info.resource, head.method, head.path, "upstream", downstream.peer()) {
   dial_timer_ = evtimer_new(base, onDialTimeoutCb, this);
+  if (dial_timer_ == nullptr) throw std::bad_alloc();  // nothing else to free yet
   const timeval dial = timevalOf(dial_timeout);
-  evtimer_add(dial_timer_, &dial);
-  bev_ = connectUpstream(base, target, ssl_ctx, {"http/1.1"}, &connect_error_);
-  if (bev_ == nullptr) {
-    event_active(dial_timer_, 0, 0);  // report on the next turn: the session is still setting this handler up
-    return;
+  try {
+    if (evtimer_add(dial_timer_, &dial) != 0) {
+      reportInternalError(Metrics::InternalError::kLibevent, "upgrade dial timer", "evtimer_add failed");
+      connect_error_ = "cannot arm the dial timer";
+    } else {
+      bev_ = connectUpstream(base, target, ssl_ctx, {"http/1.1"}, &connect_error_);
+    }
+    if (bev_ == nullptr) {
+      event_active(dial_timer_, 0, 0);  // report on the next turn: the session is still setting this handler up
+      return;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
+    bufferevent_setcb(bev_, onReadCb, onWriteCb, onEventCb, this);
+    bufferevent_setwatermark(bev_, EV_READ, 0, kBufferLimit);
+    bufferevent_setwatermark(bev_, EV_WRITE, kBufferLimit / 2, 0);
+    // The request head, as kube-apiserver expects an upgrade: over HTTP/1.1.
+    evbuffer* out = bufferevent_get_output(bev_);
+    bool ok = evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n",
+                                  head.method.c_str(), head.path.c_str(), target.authority.c_str(),
+                                  head.upgrade.c_str()) >= 0;
+    const auto add = [&](std::string_view bytes) { ok = ok && evbuffer_add(out, bytes.data(), bytes.size()) == 0; };
+    for (const auto& h : head.headers) {
+      add(h.name);
+      add(": ");
+      add(h.value);
+      add("\r\n");
+    }
+    add("\r\n");
+    if (!ok || bufferevent_enable(bev_, EV_READ | EV_WRITE) != 0) {
+      // A request head with a hole in it must not go out: fail like an
+      // unreachable upstream, on the next turn.
+      reportInternalError(Metrics::InternalError::kLibevent, "upgrade request head",
+                          "evbuffer_add or bufferevent_enable failed");
+      bufferevent_free(bev_);
+      bev_ = nullptr;
+      connect_error_ = "cannot buffer the upgrade request";
+      event_active(dial_timer_, 0, 0);
+    }
+  } catch (...) {
+    // No destructor runs for a constructor that throws.
+    if (bev_ != nullptr) bufferevent_free(bev_);
+    event_free(dial_timer_);
+    throw;
   }
-  bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
-  bufferevent_setcb(bev_, onReadCb, onWriteCb, onEventCb, this);
-  bufferevent_setwatermark(bev_, EV_READ, 0, kBufferLimit);
-  bufferevent_setwatermark(bev_, EV_WRITE, kBufferLimit / 2, 0);
-  // The request head, as kube-apiserver expects an upgrade: over HTTP/1.1.
-  evbuffer* out = bufferevent_get_output(bev_);
-  evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n",
-                      head.method.c_str(), head.path.c_str(), target.authority.c_str(), head.upgrade.c_str());
-  for (const auto& h : head.headers) {
-    evbuffer_add(out, h.name.data(), h.name.size());
-    evbuffer_add(out, ": ", 2);
-    evbuffer_add(out, h.value.data(), h.value.size());
-    evbuffer_add(out, "\r\n", 2);
-  }
-  evbuffer_add(out, "\r\n", 2);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
 }
 
 UpgradeTunnel::~UpgradeTunnel() {
@@ -54,9 +80,25 @@ UpgradeTunnel::~UpgradeTunnel() {
   event_free(dial_timer_);
 }
 
-void UpgradeTunnel::onDialTimeoutCb(evutil_socket_t, short, void* p) {
+void UpgradeTunnel::onDialTimeoutCb(evutil_socket_t, short, void* p) noexcept {
   auto& t = *static_cast<UpgradeTunnel*>(p);
-  t.fail(t.connect_error_.empty() ? "timed out connecting to upstream for the upgrade" : t.connect_error_);
+  try {
+    t.fail(t.connect_error_.empty() ? "timed out connecting to upstream for the upgrade" : t.connect_error_);
+  } catch (...) {
+    reportInternalError(kCallback, "upgrade dial timeout");
+    t.abortExchange();
+  }
+}
+
+void UpgradeTunnel::abortExchange() noexcept {
+  if (dial_timer_ != nullptr) evtimer_del(dial_timer_);
+  if (bev_ != nullptr) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  upstream_closed_ = true;
+  try {
+    downstream_.resetStream();
+  } catch (...) {
+    // The session's own close failed: nothing more to do from here.
+  }
 }
 
 void UpgradeTunnel::fail(const std::string& reason) {
@@ -85,43 +127,58 @@ void UpgradeTunnel::fail(const std::string& reason) {
   downstream_.submitResponse(head, false);
 }
 
-void UpgradeTunnel::onEventCb(bufferevent*, short what, void* p) {
+void UpgradeTunnel::onEventCb(bufferevent*, short what, void* p) noexcept {
   auto& t = *static_cast<UpgradeTunnel*>(p);
-  if (what & BEV_EVENT_CONNECTED) {
-    evtimer_del(t.dial_timer_);
-    evutil_socket_t fd = bufferevent_getfd(t.bev_);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return;
+  try {
+    if (what & BEV_EVENT_CONNECTED) {
+      evtimer_del(t.dial_timer_);
+      evutil_socket_t fd = bufferevent_getfd(t.bev_);
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      return;
+    }
+    if (!t.response_started_ && (what & BEV_EVENT_ERROR)) {
+      t.fail(drainOpensslErrors());
+      return;
+    }
+    // Upstream closed: whatever it sent is delivered, then the client side closes.
+    t.upstream_closed_ = true;
+    bufferevent_disable(t.bev_, EV_READ | EV_WRITE);
+    t.downstream_.resumeResponse();
+  } catch (...) {
+    reportInternalError(kCallback, "upgrade connection event");
+    t.abortExchange();
   }
-  if (!t.response_started_ && (what & BEV_EVENT_ERROR)) {
-    t.fail(drainOpensslErrors());
-    return;
-  }
-  // Upstream closed: whatever it sent is delivered, then the client side closes.
-  t.upstream_closed_ = true;
-  bufferevent_disable(t.bev_, EV_READ | EV_WRITE);
-  t.downstream_.resumeResponse();
 }
 
-void UpgradeTunnel::onReadCb(bufferevent*, void* p) {
+void UpgradeTunnel::onReadCb(bufferevent*, void* p) noexcept {
   auto& t = *static_cast<UpgradeTunnel*>(p);
-  if (!t.response_started_) {
-    t.response_started_ = true;
-    // "HTTP/1.1 101 ..." -> 101, for metrics and logs only.
-    char line[16] = {};
-    evbuffer_copyout(bufferevent_get_input(t.bev_), line, sizeof line - 1);
-    t.record_.setStatus(std::atoi(line + 9));
-    ResponseHead head;
-    head.raw = true;
-    t.downstream_.submitResponse(head, false);
+  try {
+    if (!t.response_started_) {
+      t.response_started_ = true;
+      // "HTTP/1.1 101 ..." -> 101, for metrics and logs only.
+      char line[16] = {};
+      evbuffer_copyout(bufferevent_get_input(t.bev_), line, sizeof line - 1);
+      t.record_.setStatus(std::atoi(line + 9));
+      ResponseHead head;
+      head.raw = true;
+      t.downstream_.submitResponse(head, false);
+    }
+    t.downstream_.resumeResponse();
+  } catch (...) {
+    reportInternalError(kCallback, "upgrade read");
+    t.abortExchange();
   }
-  t.downstream_.resumeResponse();
 }
 
-void UpgradeTunnel::onWriteCb(bufferevent*, void* p) {
+void UpgradeTunnel::onWriteCb(bufferevent*, void* p) noexcept {
   auto& t = *static_cast<UpgradeTunnel*>(p);
-  if (t.pending_consumed_ > 0) t.downstream_.consumedRequestBody(std::exchange(t.pending_consumed_, 0));
+  try {
+    if (t.pending_consumed_ > 0) t.downstream_.consumedRequestBody(std::exchange(t.pending_consumed_, 0));
+  } catch (...) {
+    reportInternalError(kCallback, "upgrade write");
+    t.abortExchange();
+  }
 }
 
 void UpgradeTunnel::onRequestBody(const uint8_t* data, size_t len) {
@@ -130,7 +187,13 @@ void UpgradeTunnel::onRequestBody(const uint8_t* data, size_t len) {
     downstream_.consumedRequestBody(len);
     return;
   }
-  bufferevent_write(bev_, data, len);
+  if (bufferevent_write(bev_, data, len) != 0) {
+    // Client bytes lost: the tunnel cannot go on.
+    reportInternalError(Metrics::InternalError::kLibevent, "upgrade request body", "bufferevent_write failed");
+    downstream_.consumedRequestBody(len);
+    fail("cannot buffer the client's bytes");
+    return;
+  }
   // Report consumption once upstream drains below the limit (onWriteCb).
   if (evbuffer_get_length(bufferevent_get_output(bev_)) < kBufferLimit) {
     downstream_.consumedRequestBody(len);
@@ -151,12 +214,13 @@ size_t UpgradeTunnel::responseBodyReady(bool* eof) {
 
 void UpgradeTunnel::pullResponseBody(evbuffer* out, size_t n) {
   record_.addBytesOut(n);
+  // A failure throws: the session resets (closes) the client side.
   if (!response_buffer_.empty()) {
-    evbuffer_add(out, response_buffer_.data(), n);
+    if (evbuffer_add(out, response_buffer_.data(), n) != 0) throw std::bad_alloc();
     response_buffer_.erase(0, n);
     return;
   }
-  evbuffer_remove_buffer(bufferevent_get_input(bev_), out, n);
+  if (evbuffer_remove_buffer(bufferevent_get_input(bev_), out, n) != int(n)) throw std::bad_alloc();
 }
 
 void UpgradeTunnel::onDownstreamClosed() {

@@ -34,11 +34,15 @@ class UpgradeTunnel : public RequestHandler {
   void onDownstreamClosed() override;
 
  private:
-  static void onReadCb(bufferevent*, void* p);
-  static void onWriteCb(bufferevent*, void* p);
-  static void onEventCb(bufferevent*, short what, void* p);
-  static void onDialTimeoutCb(evutil_socket_t, short, void* p);
+  // libevent callbacks: an exception ends the exchange (abortExchange()).
+  static void onReadCb(bufferevent*, void* p) noexcept;
+  static void onWriteCb(bufferevent*, void* p) noexcept;
+  static void onEventCb(bufferevent*, short what, void* p) noexcept;
+  static void onDialTimeoutCb(evutil_socket_t, short, void* p) noexcept;
   void fail(const std::string& reason);
+  // After an internal failure (reported by the caller): stops both
+  // directions and resets the client side (on HTTP/1.1, closes it).
+  void abortExchange() noexcept;
 
   DownstreamStream& downstream_;
   std::string path_;

@@ -124,7 +124,7 @@ class UpstreamPool {
  private:
   friend class UpstreamConnection;
   void onConnectionDead(UpstreamConnection* conn);
-  static void onReap(evutil_socket_t, short, void* arg);
+  static void onReap(evutil_socket_t, short, void* arg) noexcept;
 
   event_base* base_;
   UpstreamTarget target_;

@@ -23,6 +23,7 @@ class WatchFeed {
     virtual void onStoreChanged() = 0;
   };
 
+  // Throws std::bad_alloc when libevent cannot make its wake-up event.
   WatchFeed(event_base* base, cache::Store& store);
   ~WatchFeed();
   WatchFeed(const WatchFeed&) = delete;
@@ -33,7 +34,7 @@ class WatchFeed {
   size_t watchers() const { return watchers_.size(); }
 
  private:
-  static void onWake(evutil_socket_t, short, void* self);
+  static void onWake(evutil_socket_t, short, void* self) noexcept;
 
   cache::Store& store_;
   event* wake_;

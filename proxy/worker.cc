@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <stdexcept>
 
 #include "config/kubeconfig.h"
 #include "config/log.h"
@@ -64,8 +65,13 @@ Worker::Worker(std::string name, std::vector<ListenSpec> listens, ClientLimits l
       metrics_(metrics),
       base_(event_base_new()),
       make_router_(std::move(make_router)),
-      shutdown_ev_(event_new(base_.get(), -1, 0, onShutdownCb, this)),
-      reap_ev_(event_new(base_.get(), -1, 0, onReapCb, this)) {
+      shutdown_ev_(base_ ? event_new(base_.get(), -1, 0, onShutdownCb, this) : nullptr),
+      reap_ev_(base_ ? event_new(base_.get(), -1, 0, onReapCb, this) : nullptr) {
+  if (base_ == nullptr || shutdown_ev_ == nullptr || reap_ev_ == nullptr) {
+    if (shutdown_ev_ != nullptr) event_free(shutdown_ev_);
+    if (reap_ev_ != nullptr) event_free(reap_ev_);
+    throw std::runtime_error("worker " + name_ + ": cannot create its event loop (libevent)");
+  }
   router_ = make_router_(*this);
 }
 
@@ -114,25 +120,44 @@ void Worker::requestShutdown(std::chrono::milliseconds grace) {
   event_active(shutdown_ev_, 0, 0);  // libevent is thread-safe after evthread_use_pthreads()
 }
 
-void Worker::onShutdownCb(evutil_socket_t, short, void* arg) {
+void Worker::onShutdownCb(evutil_socket_t, short, void* arg) noexcept {
   auto& w = *static_cast<Worker*>(arg);
-  for (auto& l : w.listeners_) {
-    if (l->listener != nullptr) {
-      evconnlistener_free(l->listener);
-      l->listener = nullptr;
+  try {
+    for (auto& l : w.listeners_) {
+      if (l->listener != nullptr) {
+        evconnlistener_free(l->listener);
+        l->listener = nullptr;
+      }
     }
+    w.drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(w.grace_ms_.load());
+    std::vector<Session*> all;
+    for (auto& [s, _] : w.sessions_) all.push_back(s);
+    for (Session* s : all) s->drain();
+    w.drain_tick_ev_ = event_new(w.base(), -1, EV_PERSIST, onDrainTickCb, &w);
+    const timeval tick{0, 100000};
+    if (w.drain_tick_ev_ == nullptr || event_add(w.drain_tick_ev_, &tick) != 0) {
+      // Without the tick nothing would end the loop: end it now.
+      reportInternalError(Metrics::InternalError::kLibevent, "worker shutdown", "cannot arm the drain tick");
+      event_base_loopexit(w.base(), nullptr);
+      return;
+    }
+    w.drainTick();
+  } catch (...) {
+    // A graceful shutdown that failed is still a shutdown.
+    reportInternalError(Metrics::InternalError::kEventCallback, "worker shutdown");
+    event_base_loopexit(w.base(), nullptr);
   }
-  w.drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(w.grace_ms_.load());
-  std::vector<Session*> all;
-  for (auto& [s, _] : w.sessions_) all.push_back(s);
-  for (Session* s : all) s->drain();
-  w.drain_tick_ev_ = event_new(w.base(), -1, EV_PERSIST, onDrainTickCb, &w);
-  const timeval tick{0, 100000};
-  event_add(w.drain_tick_ev_, &tick);
-  w.drainTick();
 }
 
-void Worker::onDrainTickCb(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->drainTick(); }
+void Worker::onDrainTickCb(evutil_socket_t, short, void* arg) noexcept {
+  auto& w = *static_cast<Worker*>(arg);
+  try {
+    w.drainTick();
+  } catch (...) {
+    reportInternalError(Metrics::InternalError::kEventCallback, "worker drain");
+    event_base_loopexit(w.base(), nullptr);
+  }
+}
 
 void Worker::drainTick() {
   size_t active = 0;
@@ -156,7 +181,8 @@ void Worker::release(Session* session) {
   event_active(reap_ev_, 0, 0);
 }
 
-void Worker::onReapCb(evutil_socket_t, short, void* arg) {
+void Worker::onReapCb(evutil_socket_t, short, void* arg) noexcept {
+  // Cannot throw: a move, and destructors (which catch what their handlers throw).
   auto& w = *static_cast<Worker*>(arg);
   auto released = std::move(w.released_);
   released.clear();  // destructors may release more; those land in a fresh released_
@@ -179,38 +205,45 @@ void ClientConnectionCounter::Slot::release() {
   counter_ = nullptr;
 }
 
-void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
+void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) noexcept {
   auto& l = *static_cast<Listener*>(arg);
   Worker& w = *l.worker;
-  char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (addr->sa_family == AF_INET) {
-    const auto* a = reinterpret_cast<sockaddr_in*>(addr);
-    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-    port = ntohs(a->sin_port);
-  } else if (addr->sa_family == AF_INET6) {
-    const auto* a = reinterpret_cast<sockaddr_in6*>(addr);
-    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-    port = ntohs(a->sin6_port);
+  bool handed_over = false;  // once the handshake exists it owns fd
+  try {
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (addr->sa_family == AF_INET) {
+      const auto* a = reinterpret_cast<sockaddr_in*>(addr);
+      inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+      port = ntohs(a->sin_port);
+    } else if (addr->sa_family == AF_INET6) {
+      const auto* a = reinterpret_cast<sockaddr_in6*>(addr);
+      inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+      port = ntohs(a->sin6_port);
+    }
+    std::string peer;  // built by appending: GCC 12 warns falsely on "[" + std::string
+    if (addr->sa_family == AF_INET6) peer += '[';
+    peer += host;
+    if (addr->sa_family == AF_INET6) peer += ']';
+    peer += ':';
+    peer += std::to_string(port);
+    ClientConnectionCounter::Slot slot;
+    if (w.limits_.connections != nullptr && !(slot = w.limits_.connections->acquire(host))) {
+      w.metrics_.recordRejection("connections_per_client");
+      log::verbose(2, "client connection refused: too many from one address", {{"client", peer}});
+      evutil_closesocket(fd);
+      return;
+    }
+    auto hs = std::make_unique<ClientHandshake>(w, *w.router_, w.limits_, l.ssl_ctx, fd, peer);
+    handed_over = true;
+    hs->slot = std::move(slot);
+    ClientHandshake* raw = hs.get();
+    w.adopt(std::move(hs));
+    raw->start();
+  } catch (...) {
+    reportInternalError(Metrics::InternalError::kEventCallback, "accept");
+    if (!handed_over) evutil_closesocket(fd);
   }
-  std::string peer;  // built by appending: GCC 12 warns falsely on "[" + std::string
-  if (addr->sa_family == AF_INET6) peer += '[';
-  peer += host;
-  if (addr->sa_family == AF_INET6) peer += ']';
-  peer += ':';
-  peer += std::to_string(port);
-  ClientConnectionCounter::Slot slot;
-  if (w.limits_.connections != nullptr && !(slot = w.limits_.connections->acquire(host))) {
-    w.metrics_.recordRejection("connections_per_client");
-    log::verbose(2, "client connection refused: too many from one address", {{"client", peer}});
-    evutil_closesocket(fd);
-    return;
-  }
-  auto hs = std::make_unique<ClientHandshake>(w, *w.router_, w.limits_, l.ssl_ctx, fd, peer);
-  hs->slot = std::move(slot);
-  ClientHandshake* raw = hs.get();
-  w.adopt(std::move(hs));
-  raw->start();
 }
 
 }  // namespace kcp::proxy

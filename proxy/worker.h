@@ -67,10 +67,12 @@ class Worker : public SessionHost {
   const std::string& name() const { return name_; }
 
  private:
-  static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
-  static void onShutdownCb(evutil_socket_t, short, void* arg);
-  static void onReapCb(evutil_socket_t, short, void* arg);
-  static void onDrainTickCb(evutil_socket_t, short, void* arg);
+  // libevent callbacks. An exception is reported (reportInternalError): in
+  // accept it drops that connection; during shutdown it ends the loop.
+  static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg) noexcept;
+  static void onShutdownCb(evutil_socket_t, short, void* arg) noexcept;
+  static void onReapCb(evutil_socket_t, short, void* arg) noexcept;
+  static void onDrainTickCb(evutil_socket_t, short, void* arg) noexcept;
   void drainTick();
 
   std::string name_;

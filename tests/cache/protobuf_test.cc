@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "cache/selectable_fields.h"
 #include "encoder/protobuf_frames.h"
 
 namespace pb = kcp::cache::protobuf;
@@ -171,4 +172,69 @@ TEST_CASE("a damaged ListMeta or RawExtension is refused, not read in part", "[p
   pb::appendBytesField(event, 2, extension);
   CHECK_FALSE(pb::scanWatchEvent(event, &error));
   CHECK(error == "malformed protobuf watch event");
+}
+
+TEST_CASE("a protobuf object's selectable fields are read by their field numbers", "[protobuf]") {
+  const auto fields = kcp::cache::selectableFields("", "pods", true).fields;
+  // PodSpec {3: restartPolicy, 10: nodeName, 11: hostNetwork}, PodStatus {1: phase, 12: podIPs [{1: ip}]}.
+  std::string spec, status, ip1, ip2;
+  pb::appendBytesField(spec, 3, "Always");
+  pb::appendBytesField(spec, 10, "node-1");
+  spec += char(11 << 3);
+  pb::appendVarint(spec, 1);
+  pb::appendBytesField(status, 1, "Running");
+  pb::appendBytesField(ip1, 1, "10.0.0.1");
+  pb::appendBytesField(ip2, 1, "fd00::1");
+  pb::appendBytesField(status, 12, ip1);
+  pb::appendBytesField(status, 12, ip2);
+  std::string pod;
+  pb::appendBytesField(pod, 1, objectMeta("a", "ns", "10"));
+  pb::appendBytesField(pod, 2, spec);
+  pb::appendBytesField(pod, 3, status);
+  std::string error;
+  const auto obj = pb::parseObject(pod, &error, fields);
+  REQUIRE(obj);
+  const auto value = [&](const std::string& label) {
+    for (size_t i = 0; i < fields.size(); ++i) {
+      if (fields[i].label == label) return obj->fields[i];
+    }
+    FAIL("no field " << label);
+    return std::string();
+  };
+  CHECK(value("spec.nodeName") == "node-1");
+  CHECK(value("spec.host") == "node-1");
+  CHECK(value("spec.restartPolicy") == "Always");
+  CHECK(value("spec.hostNetwork") == "true");
+  CHECK(value("spec.schedulerName").empty());  // absent: the zero value
+  CHECK(value("status.phase") == "Running");
+  CHECK(value("status.podIP") == "10.0.0.1");  // the first of podIPs
+  CHECK(value("status.podIPs").empty());
+
+  // A core Event's source falls back to reportingComponent (14); a Job's count is a signed int32.
+  const auto event_fields = kcp::cache::selectableFields("", "events", true).fields;
+  std::string event;
+  pb::appendBytesField(event, 1, objectMeta("e", "ns", "3"));
+  pb::appendBytesField(event, 5, "");  // EventSource with no component
+  pb::appendBytesField(event, 14, "kubelet");
+  const auto e = pb::parseObject(event, &error, event_fields);
+  REQUIRE(e);
+  for (size_t i = 0; i < event_fields.size(); ++i) {
+    if (event_fields[i].label == "source") CHECK(e->fields[i] == "kubelet");
+  }
+  const auto job_fields = kcp::cache::selectableFields("batch", "jobs", true).fields;
+  std::string job_status, job;
+  job_status += char(5 << 3);
+  pb::appendVarint(job_status, uint64_t(int64_t(-1)));  // gogo writes negative int32s as 10-byte varints
+  pb::appendBytesField(job, 1, objectMeta("j", "ns", "4"));
+  pb::appendBytesField(job, 3, job_status);
+  const auto j = pb::parseObject(job, &error, job_fields);
+  REQUIRE(j);
+  CHECK(j->fields[0] == "-1");
+  // A field of the wrong wire type is refused, not guessed.
+  std::string bad_status, bad;
+  bad_status += char(1 << 3);
+  pb::appendVarint(bad_status, 7);  // phase as a varint
+  pb::appendBytesField(bad, 1, objectMeta("b", "ns", "5"));
+  pb::appendBytesField(bad, 3, bad_status);
+  CHECK_FALSE(pb::parseObject(bad, &error, fields));
 }

@@ -3,6 +3,9 @@
 #include <catch2/catch.hpp>
 #include <deque>
 
+#include "cache/protobuf.h"
+#include "encoder/protobuf_frames.h"
+
 using namespace kcp::cache;
 
 namespace {
@@ -222,4 +225,110 @@ TEST_CASE("reflector: bad input and failures lead to a relist with growing backo
   // A DELETED for an object the store never had: relist as well.
   t.event(event("DELETED", "ghost", 61));
   CHECK(r.relists() == 5);
+}
+
+namespace {
+
+// A protobuf object as gogo-protobuf writes one: ObjectMeta (name,
+// namespace, resourceVersion, annotations), then an empty spec.
+std::string protobufObject(const std::string& name, const std::string& rv,
+                           const std::vector<std::pair<std::string, std::string>>& annotations = {}) {
+  namespace pb = kcp::cache::protobuf;
+  std::string meta;
+  pb::appendBytesField(meta, 1, name);
+  pb::appendBytesField(meta, 3, name.empty() ? "" : "ns");
+  pb::appendBytesField(meta, 6, rv);
+  for (const auto& [k, v] : annotations) {
+    std::string entry;
+    pb::appendBytesField(entry, 1, k);
+    pb::appendBytesField(entry, 2, v);
+    pb::appendBytesField(meta, 12, entry);
+  }
+  std::string o;
+  pb::appendBytesField(o, 1, meta);
+  pb::appendBytesField(o, 2, "");
+  return o;
+}
+
+// A watch frame as the transport hands it over: without its length prefix.
+std::string protobufEvent(const std::string& type, const std::string& object) {
+  return (kcp::encoder::protobufWatchEventHead(type, "v1", "Pod", object.size()) + object +
+          std::string(kcp::cache::protobuf::kEnvelopeTail))
+      .substr(4);
+}
+
+}  // namespace
+
+TEST_CASE("reflector: a protobuf cache gets its bookmark template from a watch-list that selects nothing", "[cache]") {
+  Store store;
+  FakeTransport t;
+  Reflector r({"/api/v1/pods", "Pod", "v1", {}, Encoding::kProtobuf}, store, t, 1);
+  r.start();
+  const std::string pod = protobufObject("a", "7");
+  const auto frame = kcp::encoder::protobufListFrame("PodList", "v1", {10, "", 0}, kcp::encoder::protobufItemSize(pod.size()));
+  t.answer(200, frame.head + kcp::encoder::protobufItemPrefix(pod.size()) + pod + frame.tail);
+  REQUIRE(r.synced());
+  CHECK_FALSE(r.bookmarkTemplate());
+  // At once, not after a minute: the closing bookmark of a watch-list that selects nothing.
+  REQUIRE(t.watches.size() == 1);
+  CHECK(t.watches[0].find("sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true") !=
+        std::string::npos);
+  CHECK(t.watches[0].find("labelSelector=kube-cache-proxy%2Fnone%2C%21kube-cache-proxy%2Fnone") != std::string::npos);
+  CHECK(t.watches[0].find("resourceVersion=10") != std::string::npos);
+  t.event(protobufEvent("BOOKMARK", protobufObject("", "50", {{"k8s.io/initial-events-end", "true"}})));
+  REQUIRE(r.bookmarkTemplate());
+  CHECK(*r.bookmarkTemplate() == protobufObject("", "50"));  // without the annotation
+  CHECK(store.current()->resource_version == 10u);           // that watch saw no events: nothing is claimed
+  CHECK(t.cancels == 1);
+  REQUIRE(t.watches.size() == 2);  // then the real watch, from the list
+  CHECK(t.watches[1].find("sendInitialEvents") == std::string::npos);
+  CHECK(t.watches[1].find("resourceVersion=10") != std::string::npos);
+
+  // Without a bookmark (an older kube-apiserver), the real watch starts anyway.
+  Store store2;
+  FakeTransport t2;
+  Reflector r2({"/api/v1/pods", "Pod", "v1", {}, Encoding::kProtobuf}, store2, t2, 1);
+  r2.start();
+  t2.answer(200, frame.head + kcp::encoder::protobufItemPrefix(pod.size()) + pod + frame.tail);
+  t2.end(200, "");
+  CHECK_FALSE(r2.bookmarkTemplate());
+  REQUIRE(t2.watches.size() == 2);
+  CHECK(t2.watches[1].find("sendInitialEvents") == std::string::npos);
+}
+
+TEST_CASE("reflector: a resource gone upstream (404) stops it, without retries, until started again", "[cache]") {
+  Store store;
+  FakeTransport t;
+  Reflector r({"/apis/example.com/v1/widgets", "Widget", "example.com/v1"}, store, t, 1);
+  int gone = 0;
+  r.onGone([&] { ++gone; });
+  r.start();
+  t.answer(200, page({item("a", 5)}, 10));
+  REQUIRE(r.synced());
+  REQUIRE(t.watches.size() == 1);
+  // The CRD is deleted: kube-apiserver ends the watch, and the resumed one is a 404.
+  t.end(200, "");
+  REQUIRE(t.watches.size() == 2);
+  t.end(404, "404 page not found");
+  CHECK(gone == 1);
+  CHECK(r.gone());
+  CHECK_FALSE(r.synced());
+  CHECK(r.state() == Reflector::State::kGone);
+  CHECK(t.timers.empty());  // no retry, no backoff
+  CHECK_FALSE(r.staleSince());
+  // It comes back: started again, it lists as at first.
+  r.start();
+  CHECK_FALSE(r.gone());
+  REQUIRE(t.gets.size() == 2);
+  t.answer(200, page({item("b", 20)}, 21));
+  CHECK(r.synced());
+  CHECK(contents(store) == std::map<std::string, uint64_t>{{"ns/b", 20}});
+  // A LIST answered 404 is gone too.
+  Store store2;
+  FakeTransport t2;
+  Reflector r2({"/apis/example.com/v1/widgets", "Widget", "example.com/v1"}, store2, t2, 1);
+  r2.start();
+  t2.answer(404, "404 page not found");
+  CHECK(r2.gone());
+  CHECK(t2.timers.empty());
 }

@@ -201,3 +201,25 @@ TEST_CASE("store: one writer and concurrent readers see consistent snapshots", "
   CHECK(consistent);
   CHECK(reads > 0);
 }
+
+TEST_CASE("store cleared (the resource gone upstream): nothing held, nothing to resume from", "[cache]") {
+  Store store;
+  store.replace({object("ns/a", 5), object("ns/b", 6)}, 10);
+  std::string error;
+  REQUIRE(store.apply(EventType::kModified, object("ns/a", 11), &error));
+  int woken = 0;
+  store.subscribe([&] { ++woken; });
+  const kcp::cache::SnapshotPtr before = store.current();  // a reader's snapshot stays whole
+  store.clear();
+  CHECK(woken == 1);
+  CHECK(store.current()->objects.size() == 0);
+  CHECK(store.stats().object_bytes == 0);
+  CHECK(store.stats().history_events == 0);
+  std::vector<kcp::cache::EventPtr> out;
+  CHECK_FALSE(store.eventsAfter(11, 10, out));
+  CHECK(before->objects.size() == 2);
+  // Back again: a relist starts afresh.
+  store.replace({object("ns/c", 30)}, 31);
+  CHECK(store.current()->objects.size() == 1);
+  CHECK(store.eventsAfter(31, 10, out));
+}

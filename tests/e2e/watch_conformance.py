@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import zlib
 
 from list_conformance import Proxy, Upstream, pb_fields
 
@@ -31,36 +32,59 @@ MARKERS = {  # path suffix (not sent) -> Accept
     "&protobufMetadataOnly": "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
     "&protobuf": "application/vnd.kubernetes.protobuf, application/json",
 }
+GZIP = "&gzip"  # path suffix (not sent): Accept-Encoding: gzip, as client-go sends it
 
 
 class Watch(threading.Thread):
-    """Reads one watch response line by line until it ends or is stopped."""
+    """Reads one watch response event by event until it ends or is stopped;
+    a gzipped one (members one after another) is inflated as it comes."""
 
     def __init__(self, conn_factory, path):
         super().__init__(daemon=True)
         self.conn, self.path = conn_factory(), path
-        self.lines, self.status = [], None
+        self.lines, self.status, self.encoding = [], None, None
 
     def run(self):
-        accept = "application/json"
+        accept, headers = "application/json", {"User-Agent": "kcp-conformance"}
+        if self.path.endswith(GZIP):
+            self.path, headers["Accept-Encoding"] = self.path[:-len(GZIP)], "gzip"
         for marker, a in MARKERS.items():
             if self.path.endswith(marker):
                 self.path, accept = self.path[:-len(marker)], a
                 break
-        self.conn.request("GET", self.path, headers={"User-Agent": "kcp-conformance", "Accept": accept})
+        headers["Accept"] = accept
+        self.conn.request("GET", self.path, headers=headers)
         r = self.conn.getresponse()
         self.status = r.status
+        self.encoding = r.getheader("Content-Encoding", "")
         protobuf = "protobuf" in r.getheader("Content-Type", "")
+        buf, inflater = b"", zlib.decompressobj(31)
         try:
             while True:
-                if protobuf:  # frames: a 4-byte big-endian length, then a WatchEvent
-                    n = r.read(4)
-                    line = n + r.read(int.from_bytes(n, "big")) if len(n) == 4 else b""
-                else:
-                    line = r.readline()
-                if not line:
+                chunk = r.read1(65536)
+                if not chunk:
                     return
-                self.lines.append(line)
+                if self.encoding == "gzip":
+                    out = b""
+                    while chunk:
+                        out += inflater.decompress(chunk)
+                        chunk = inflater.unused_data if inflater.eof else b""
+                        if inflater.eof:
+                            inflater = zlib.decompressobj(31)
+                    chunk = out
+                buf += chunk
+                while True:
+                    if protobuf:  # frames: a 4-byte big-endian length, then a WatchEvent
+                        if len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+                            break
+                        n = 4 + int.from_bytes(buf[:4], "big")
+                    else:
+                        nl = buf.find(b"\n")
+                        if nl < 0:
+                            break
+                        n = nl + 1
+                    self.lines.append(buf[:n])
+                    buf = buf[n:]
         except Exception:  # closed by stop()
             return
 
@@ -196,6 +220,14 @@ def main():
                                 "&protobuf", False),
         "protobuf metadata-only watch-list": ("sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
                                               "&allowWatchBookmarks=true&protobufMetadataOnly", False),
+        # kube-apiserver 1.37 gzips watch-lists (WatchListCompression) for clients that take gzip, not plain watches.
+        "watch-list, gzip accepted": ("sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+                                      "&allowWatchBookmarks=true&gzip", False),
+        "protobuf watch-list, gzip accepted": ("sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+                                               "&allowWatchBookmarks=true&protobuf&gzip", False),
+        "resourceVersion 0 with bookmarks, gzip accepted (a watch-list by default)":
+            ("resourceVersion=0&allowWatchBookmarks=true&gzip", False),
+        "from a resourceVersion, gzip accepted (not compressed)": (f"resourceVersion={rv}&gzip", True),
     }
     opened = []
     for name, (query, exact) in watches.items():
@@ -237,6 +269,8 @@ def main():
             pass
         elif pw.status != dw.status:
             problem = f"status {pw.status} vs {dw.status}"
+        elif pw.encoding != dw.encoding:
+            problem = f"Content-Encoding {pw.encoding!r} vs {dw.encoding!r}"
         elif exact:
             if [e[3] for e in pe] != [e[3] for e in de]:
                 first = next((i for i, (a, b) in enumerate(zip(pe, de)) if a[3] != b[3]), min(len(pe), len(de)))

@@ -1,10 +1,12 @@
 // The protobuf readers (what upstream sends the reflector: envelopes, lists,
-// watch events, objects) and the bookmark rewriter, on arbitrary bytes.
+// watch events, objects with the selectable fields of pods and events) and
+// the bookmark rewriters, on arbitrary bytes.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "cache/protobuf.h"
+#include "cache/selectable_fields.h"
 
 namespace pb = kcp::cache::protobuf;
 
@@ -20,8 +22,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto item : page->items) (void)pb::parseObject(std::string(item), &error);
   }
   error.clear();
-  const auto obj = pb::parseObject(input, &error);
+  static const auto pod_fields = kcp::cache::selectableFields("", "pods", true).fields;
+  static const auto event_fields = kcp::cache::selectableFields("", "events", true).fields;
+  const auto obj = pb::parseObject(input, &error, size % 2 ? pod_fields : event_fields);
   if (!obj && error.empty()) __builtin_trap();  // a rejection always says why
+  if (obj && obj->fields.size() != (size % 2 ? pod_fields : event_fields).size()) __builtin_trap();
+  (void)pb::withoutAnnotations(input);
   if (obj) {
     // An object read back after a rewrite is the same object at the new resourceVersion.
     const auto moved = pb::withResourceVersion(obj->bytes, obj->resource_version + 1,

@@ -38,12 +38,14 @@ TEST_CASE("the cache answers in the first form the client accepts that it writes
       "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,"
       "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
   CHECK(form(meta_list) == kProtobufMetadata);
-  CHECK(form(meta_list, "list", "client-go", false) == kJsonMetadata);
+  // Also for custom resources: PartialObjectMetadata is typed, kube-apiserver writes it in protobuf.
+  CHECK(form(meta_list, "list", "client-go", false) == kProtobufMetadata);
   const std::string meta_object =
       "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,"
       "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
   CHECK(form(meta_object, "watch") == kProtobufMetadata);
-  CHECK(form(meta_object, "get", "client-go", false) == kJsonMetadata);
+  CHECK(form(meta_object, "get", "client-go", false) == kProtobufMetadata);
+  CHECK(form("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1", "get", "client-go", false) == kJsonMetadata);
   CHECK(form(meta_object, "list") == kJson);  // the object form is not a list: next entry
   CHECK_FALSE(form("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1"));
 }

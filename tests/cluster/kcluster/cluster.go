@@ -86,18 +86,30 @@ func binDir() string {
 // alive reports whether pid is a running process whose command is binary
 // (so a recycled pid is not mistaken for ours).
 func alive(pid int, binary string) bool {
+	ok, _ := aliveWhy(pid, binary)
+	return ok
+}
+
+// aliveWhy is alive, with what it saw when the answer is no.
+func aliveWhy(pid int, binary string) (bool, string) {
 	if pid <= 0 {
-		return false
+		return false, "no pid"
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
-		return false
+		return false, err.Error()
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil || strings.Contains(string(stat), ") Z ") {
-		return false
+	if err != nil {
+		return false, err.Error()
 	}
-	return strings.Contains(strings.SplitN(string(cmdline), "\x00", 2)[0], binary)
+	if strings.Contains(string(stat), ") Z ") {
+		return false, "a zombie"
+	}
+	if argv0 := strings.SplitN(string(cmdline), "\x00", 2)[0]; !strings.Contains(argv0, binary) {
+		return false, fmt.Sprintf("pid %d runs %q", pid, argv0)
+	}
+	return true, ""
 }
 
 func freePort() (string, error) {
@@ -266,12 +278,17 @@ func start(dir, name, binary string, args ...string) (int, error) {
 
 func waitReady(name, dir string, pid int, ready func() bool) error {
 	deadline := time.Now().Add(3 * time.Minute)
+	gone := 0
 	for time.Now().Before(deadline) {
 		if ready() {
 			return nil
 		}
-		if !alive(pid, name) {
-			return fmt.Errorf("%s exited during start-up; last lines of %s:\n%s", name,
+		// Gone three checks in a row: once, a process just started was
+		// seen gone while it went on running (CI, a loaded machine).
+		if ok, why := aliveWhy(pid, name); ok {
+			gone = 0
+		} else if gone++; gone == 3 {
+			return fmt.Errorf("%s exited during start-up (%s); last lines of %s:\n%s", name, why,
 				filepath.Join(dir, "logs", name+".log"), tail(filepath.Join(dir, "logs", name+".log"), 20))
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -45,6 +45,7 @@ func cmdFaultCheck(args []string) error {
 	resource := fs.String("resource", "configmaps", "configmaps, secrets, pods or widgets")
 	informers := fs.Int("informers", 2, "client-go informers")
 	protobuf := fs.Bool("protobuf", false, "informers ask for protobuf")
+	metadataOnly := fs.Bool("metadata", false, "metadata-only informers (PartialObjectMetadata, as the garbage collector's)")
 	watchList := fs.String("watch-list", "", "true|false: client-go's WatchListClient feature")
 	watchers := fs.Int("watchers", 4, "raw watchers (every other one with the label selector tier=backend)")
 	settle := fs.Duration("settle", 90*time.Second, "how long a check waits for everything to equal ground truth")
@@ -75,7 +76,7 @@ func cmdFaultCheck(args []string) error {
 	indexers := make([]cache.Indexer, *informers)
 	synced := make([]cache.InformerSynced, *informers)
 	for i := range indexers {
-		if indexers[i], synced[i], err = startInformer(rest.CopyConfig(informerCfg), rk, stop); err != nil {
+		if indexers[i], synced[i], err = startInformer(rest.CopyConfig(informerCfg), rk, *metadataOnly, stop); err != nil {
 			return err
 		}
 	}
@@ -111,7 +112,7 @@ func cmdFaultCheck(args []string) error {
 		if !found {
 			continue
 		}
-		line, good := check(ctx, admin, rk, indexers, ws, *settle)
+		line, good := check(ctx, admin, rk, *metadataOnly, indexers, ws, *settle)
 		if !good {
 			failed++
 		}
@@ -125,11 +126,11 @@ func cmdFaultCheck(args []string) error {
 
 // check waits until informers and watchers equal a direct LIST, and
 // describes the outcome in one line.
-func check(ctx context.Context, admin *rest.Config, rk *resourceKind, indexers []cache.Indexer, ws []*rawWatcher,
+func check(ctx context.Context, admin *rest.Config, rk *resourceKind, metadataOnly bool, indexers []cache.Indexer, ws []*rawWatcher,
 	settle time.Duration) (string, bool) {
 	deadline := time.Now().Add(settle)
 	for {
-		truth, err := directList(ctx, admin, rk)
+		truth, err := directList(ctx, admin, rk, metadataOnly)
 		informerDiff, watcherDiffs := "", 0
 		if err != nil {
 			informerDiff = "direct LIST failed: " + err.Error()

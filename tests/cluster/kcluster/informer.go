@@ -20,13 +20,27 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
 
 // startInformer starts one informer on the resource through cfg (its own
 // client, so its own connection pool) and returns its indexer and HasSynced.
-func startInformer(cfg *rest.Config, rk *resourceKind, stop <-chan struct{}) (cache.Indexer, cache.InformerSynced, error) {
+func startInformer(cfg *rest.Config, rk *resourceKind, metadataOnly bool, stop <-chan struct{}) (cache.Indexer, cache.InformerSynced, error) {
+	if metadataOnly {
+		// As the garbage collector and the quota controller watch every resource
+		// without a typed informer: PartialObjectMetadata, protobuf first.
+		mc, err := metadata.NewForConfig(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		f := metadatainformer.NewSharedInformerFactory(mc, 0)
+		inf := f.ForResource(rk.gvr).Informer()
+		f.Start(stop)
+		return inf.GetIndexer(), inf.HasSynced, nil
+	}
 	if rk.gvr.Group != "" {
 		dyn, err := dynamic.NewForConfig(cfg)
 		if err != nil {
@@ -56,6 +70,7 @@ func cmdInformer(args []string) error {
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig the informers connect through (e.g. the proxy's)")
 	resource := fs.String("resource", "configmaps", "configmaps, secrets, pods or widgets")
 	protobuf := fs.Bool("protobuf", false, "ask for protobuf (built-in resources only)")
+	metadataOnly := fs.Bool("metadata", false, "a metadata-only informer (client-go's metadata client: PartialObjectMetadata, protobuf first)")
 	count := fs.Int("count", 1, "number of independent informers to start at once")
 	verifyAgainst := fs.String("verify-against", "", "admin kubeconfig of the real apiserver: check every informer's store equals a direct LIST")
 	watchList := fs.String("watch-list", "", "true|false: set client-go's WatchListClient feature (default: client-go's default)")
@@ -91,7 +106,7 @@ func cmdInformer(args []string) error {
 	indexers := make([]cache.Indexer, *count)
 	synced := make([]cache.InformerSynced, *count)
 	for i := range indexers {
-		if indexers[i], synced[i], err = startInformer(rest.CopyConfig(cfg), rk, stop); err != nil {
+		if indexers[i], synced[i], err = startInformer(rest.CopyConfig(cfg), rk, *metadataOnly, stop); err != nil {
 			return err
 		}
 	}
@@ -105,11 +120,11 @@ func cmdInformer(args []string) error {
 	}
 
 	result := map[string]interface{}{
-		"resource": *resource, "informers": *count, "protobuf": *protobuf,
+		"resource": *resource, "informers": *count, "protobuf": *protobuf, "metadata": *metadataOnly,
 		"objects": len(indexers[0].List()), "sync_seconds": syncSeconds,
 	}
 	if *verifyAgainst != "" {
-		checked, err := verifyStores(ctx, *verifyAgainst, rk, indexers)
+		checked, err := verifyStores(ctx, *verifyAgainst, rk, *metadataOnly, indexers)
 		if err != nil {
 			return err
 		}
@@ -123,14 +138,14 @@ func cmdInformer(args []string) error {
 // verifyStores compares every informer's store with a direct LIST from the
 // admin kubeconfig: same keys, same resourceVersions, equal objects. Events
 // may still be in flight, so it retries until equal or the context ends.
-func verifyStores(ctx context.Context, adminKubeconfig string, rk *resourceKind, indexers []cache.Indexer) (int, error) {
+func verifyStores(ctx context.Context, adminKubeconfig string, rk *resourceKind, metadataOnly bool, indexers []cache.Indexer) (int, error) {
 	cfg, err := restConfig(adminKubeconfig)
 	if err != nil {
 		return 0, err
 	}
 	for {
 		// The apiserver may be restarting (fault tests): retry until the deadline.
-		truth, err := directList(ctx, cfg, rk)
+		truth, err := directList(ctx, cfg, rk, metadataOnly)
 		var diff string
 		if err != nil {
 			diff = "direct LIST failed: " + err.Error()
@@ -158,10 +173,22 @@ func verifyStores(ctx context.Context, adminKubeconfig string, rk *resourceKind,
 // directList returns ground truth keyed by namespace/name, as typed objects
 // for built-in resources and unstructured ones for custom resources, so it
 // compares like with like against the informers' stores.
-func directList(ctx context.Context, cfg *rest.Config, rk *resourceKind) (map[string]runtime.Object, error) {
+func directList(ctx context.Context, cfg *rest.Config, rk *resourceKind, metadataOnly bool) (map[string]runtime.Object, error) {
 	out := map[string]runtime.Object{}
 	var items []runtime.Object
-	if rk.gvr.Group != "" {
+	if metadataOnly {
+		mc, err := metadata.NewForConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		list, err := mc.Resource(rk.gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			items = append(items, &list.Items[i])
+		}
+	} else if rk.gvr.Group != "" {
 		dyn, err := dynamic.NewForConfig(cfg)
 		if err != nil {
 			return nil, err
