@@ -660,9 +660,15 @@ void CacheManager::discover(size_t index) {
     Cached& c = *cached_[index];
     c.discovery_error = why;
     if (c.reflector && c.reflector->gone()) {
-      // Still gone: a configured resource is looked for now and then, quietly.
+      // Still gone: a configured resource is looked for now and then,
+      // quietly; a lazily cached one on the next request for it.
       log::verbose(1, "still gone upstream", {{"resource", c.name}, {"reason", why}});
-      if (c.required) discovery_->after(kGoneRecheck, [this, index] { recheckGone(index); });
+      if (c.required) {
+        discovery_->after(kGoneRecheck, [this, index] { recheckGone(index); });
+      } else {
+        std::lock_guard lock(requested_mu_);
+        requested_names_.erase({c.name, c.encoding});
+      }
       return;
     }
     if (!c.required) {

@@ -90,7 +90,7 @@ cached_soon() { # a LIST of sprockets is answered from the cache within 20 s (it
   done
   return 1
 }
-check "a custom resource (sprockets) is created and cached" bash -c "$(declare -f sprockets); K='$K' sprockets create"
+check "a custom resource (sprockets) is created and cached" sprockets create
 check "and served from the cache" cached_soon
 gone() {
   local direct_log=$state/gone-direct.out proxy_log=$state/gone-proxy.out
@@ -119,6 +119,7 @@ gone() {
   echo "reflector retries for sprockets: $retries"; ((retries <= 2)) && grep -q 'resource gone upstream' "$state/proxy.log"
 }
 check "its CRD deleted: the cache stops at once (watches end as kube-apiserver's, reads get its 404), no retries" gone
-check "the CRD back: cached and served again" bash -c "$(declare -f sprockets cached_soon served_cache); K='$K' aport=$aport iport=$iport sprockets_path=$sprockets_path; sprockets create && cached_soon"
+back() { sprockets create && cached_soon; }
+check "the CRD back: cached and served again" back
 check "the proxy logged no sanitizer report" bash -c "! grep -E 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' '$state/proxy.log'"
 finish
