@@ -33,20 +33,28 @@ NodePtr makeInternal(std::vector<NodePtr> children) {
 
 // The child whose range holds `key`: the last one whose first key is <= key.
 size_t childIndex(const Node& n, std::string_view key) {
-  const auto it = std::upper_bound(n.first_keys.begin(), n.first_keys.end(), key,
-                                   [](std::string_view k, const std::string& first) { return k < std::string_view(first); });
+  const auto it = std::upper_bound(
+      n.first_keys.begin(), n.first_keys.end(), key,
+      [](std::string_view k, const std::string& first) { return k < std::string_view(first); });
   return it == n.first_keys.begin() ? 0 : size_t(it - n.first_keys.begin()) - 1;
 }
 
 template <typename Objects>  // const or not: the iterator type follows
 auto lowerBoundIn(Objects& objects, std::string_view key) {
-  return std::lower_bound(objects.begin(), objects.end(), key,
-                          [](const ObjectPtr& o, std::string_view k) { return std::string_view(o->key) < k; });
+  return std::lower_bound(
+      objects.begin(), objects.end(), key,
+      [](const ObjectPtr& o, std::string_view k) { return std::string_view(o->key) < k; });
 }
 
-size_t fill(const Node& n) { return n.leaf ? n.objects.size() : n.children.size(); }
-size_t maxFill(const Node& n) { return n.leaf ? BTree::kLeafMax : BTree::kFanout; }
-size_t minFill(const Node& n) { return n.leaf ? kLeafMin : kFanoutMin; }
+size_t fill(const Node& n) {
+  return n.leaf ? n.objects.size() : n.children.size();
+}
+size_t maxFill(const Node& n) {
+  return n.leaf ? BTree::kLeafMax : BTree::kFanout;
+}
+size_t minFill(const Node& n) {
+  return n.leaf ? kLeafMin : kFanoutMin;
+}
 
 // One or two nodes replacing a subtree after an insert (two when it split).
 struct Inserted {
@@ -56,7 +64,8 @@ struct Inserted {
 
 template <typename T>
 std::pair<std::vector<T>, std::vector<T>> splitHalf(std::vector<T> v) {
-  std::vector<T> right(std::make_move_iterator(v.begin() + long(v.size() / 2)), std::make_move_iterator(v.end()));
+  std::vector<T> right(std::make_move_iterator(v.begin() + long(v.size() / 2)),
+                       std::make_move_iterator(v.end()));
   v.resize(v.size() / 2);
   return {std::move(v), std::move(right)};
 }
@@ -81,7 +90,8 @@ Inserted insert(const NodePtr& node, ObjectPtr obj) {
   std::vector<NodePtr> children = node->children;
   children[i] = std::move(sub.left);
   if (sub.right) children.insert(children.begin() + long(i) + 1, std::move(sub.right));
-  if (children.size() <= BTree::kFanout) return {makeInternal(std::move(children)), nullptr, sub.added};
+  if (children.size() <= BTree::kFanout)
+    return {makeInternal(std::move(children)), nullptr, sub.added};
   auto [l, r] = splitHalf(std::move(children));
   return {makeInternal(std::move(l)), makeInternal(std::move(r)), sub.added};
 }
@@ -133,8 +143,8 @@ Erased erase(const NodePtr& node, std::string_view key) {
   return {children.empty() ? nullptr : makeInternal(std::move(children)), true};
 }
 
-bool check(const Node& n, size_t depth, size_t& leaf_depth, const std::string* lower, const std::string* upper,
-           std::string* why) {
+bool check(const Node& n, size_t depth, size_t& leaf_depth, const std::string* lower,
+           const std::string* upper, std::string* why) {
   const auto fail = [why](std::string m) {
     if (why != nullptr) *why = std::move(m);
     return false;
@@ -148,7 +158,8 @@ bool check(const Node& n, size_t depth, size_t& leaf_depth, const std::string* l
     for (size_t i = 0; i < n.objects.size(); ++i) {
       const std::string& k = n.objects[i]->key;
       if (i > 0 && !(n.objects[i - 1]->key < k)) return fail("leaf keys not strictly increasing");
-      if ((lower && k < *lower) || (upper && !(k < *upper))) return fail("key outside its subtree's range");
+      if ((lower && k < *lower) || (upper && !(k < *upper)))
+        return fail("key outside its subtree's range");
     }
     return true;
   }
@@ -170,7 +181,8 @@ bool check(const Node& n, size_t depth, size_t& leaf_depth, const std::string* l
 BTree BTree::upsert(ObjectPtr obj) const {
   if (!root_) return BTree(makeLeaf({std::move(obj)}), 1);
   Inserted r = insert(root_, std::move(obj));
-  NodePtr root = r.right ? makeInternal({std::move(r.left), std::move(r.right)}) : std::move(r.left);
+  NodePtr root =
+      r.right ? makeInternal({std::move(r.left), std::move(r.right)}) : std::move(r.left);
   return BTree(std::move(root), size_ + (r.added ? 1 : 0));
 }
 
@@ -205,11 +217,14 @@ void BTree::Cursor::descend(const Node* node, std::string_view from) {
   }
 }
 
-const ObjectPtr& BTree::Cursor::object() const { return leaf_->objects[index_]; }
+const ObjectPtr& BTree::Cursor::object() const {
+  return leaf_->objects[index_];
+}
 
 void BTree::Cursor::next() {
   if (++index_ < leaf_->objects.size()) return;
-  while (!path_.empty() && path_.back().index + 1 >= path_.back().node->children.size()) path_.pop_back();
+  while (!path_.empty() && path_.back().index + 1 >= path_.back().node->children.size())
+    path_.pop_back();
   if (path_.empty()) {
     leaf_ = nullptr;
     return;
@@ -250,7 +265,8 @@ bool BTree::valid(std::string* why) const {
   size_t leaf_depth = 0;
   if (!check(*root_, 1, leaf_depth, nullptr, nullptr, why)) return false;
   if (root_->count != size_) {
-    if (why != nullptr) *why = "size " + std::to_string(size_) + " but root count " + std::to_string(root_->count);
+    if (why != nullptr)
+      *why = "size " + std::to_string(size_) + " but root count " + std::to_string(root_->count);
     return false;
   }
   return true;

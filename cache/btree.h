@@ -74,10 +74,10 @@ class BTree {
 
 struct BTree::Node {
   bool leaf = true;
-  std::vector<ObjectPtr> objects;  // leaves: sorted by key
-  std::vector<NodePtr> children;   // internal nodes
+  std::vector<ObjectPtr> objects;       // leaves: sorted by key
+  std::vector<NodePtr> children;        // internal nodes
   std::vector<std::string> first_keys;  // internal: the smallest key under each child
-  size_t count = 0;                // objects in this subtree
+  size_t count = 0;                     // objects in this subtree
   // Derived from a leaf's objects by readers and kept with it (the leaf never
   // changes, so neither does this): the LIST encoder's pre-compressed gzip
   // fragment. Set once, read by any thread.

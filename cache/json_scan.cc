@@ -62,7 +62,8 @@ struct ListScanner : Scanner {
   }
   bool EndObject(rapidjson::SizeType) {
     --depth;
-    if (depth == 2 && in_items) page.items.push_back(body.substr(item_start, pos() + 1 - item_start));
+    if (depth == 2 && in_items)
+      page.items.push_back(body.substr(item_start, pos() + 1 - item_start));
     return true;
   }
   bool StartArray() {
@@ -85,7 +86,8 @@ struct ListScanner : Scanner {
     return true;
   }
   bool Int64(int64_t v) {
-    if (depth == 2 && key(1) == "metadata" && key(2) == "remainingItemCount") page.remaining_item_count = v;
+    if (depth == 2 && key(1) == "metadata" && key(2) == "remainingItemCount")
+      page.remaining_item_count = v;
     return true;
   }
   bool Int(int v) { return Int64(v); }
@@ -216,7 +218,8 @@ std::string typeMetaPrefix(std::string_view kind, std::string_view api_version) 
   return p;
 }
 
-std::optional<std::string> stripTypeMeta(std::string_view object, std::string_view kind, std::string_view api_version) {
+std::optional<std::string> stripTypeMeta(std::string_view object, std::string_view kind,
+                                         std::string_view api_version) {
   const std::string prefix = typeMetaPrefix(kind, api_version);
   if (!object.starts_with(prefix)) return std::nullopt;
   std::string out = "{";

@@ -44,7 +44,8 @@ std::optional<std::string> withResourceVersion(std::string_view object, uint64_t
 // rest. Returns the object without that prefix (`{` + rest), or nullopt when
 // it does not start with exactly that prefix (custom resources keep their
 // kind and apiVersion in list items too, so they are stored as they come).
-std::optional<std::string> stripTypeMeta(std::string_view object, std::string_view kind, std::string_view api_version);
+std::optional<std::string> stripTypeMeta(std::string_view object, std::string_view kind,
+                                         std::string_view api_version);
 
 // For an object in list-item form starting `{"metadata":{`, the offset just
 // past the metadata value's closing brace; 0 otherwise. The metadata-only

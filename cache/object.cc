@@ -27,13 +27,15 @@ namespace {
 
 // The value kube-apiserver's GetAttrs gives a field: strings as they are,
 // booleans and integers as Go's strconv formats them, absent as the zero value.
-std::string fieldValue(const rapidjson::Value& doc, const SelectableField& field, const std::vector<std::string>& path) {
+std::string fieldValue(const rapidjson::Value& doc, const SelectableField& field,
+                       const std::vector<std::string>& path) {
   const rapidjson::Value* v = &doc;
   for (const auto& step : path) {
     if (v->IsObject()) {
       const auto it = v->FindMember(rapidjson::StringRef(step.data(), step.size()));
       v = it == v->MemberEnd() ? nullptr : &it->value;
-    } else if (v->IsArray() && !step.empty() && step.find_first_not_of("0123456789") == std::string::npos) {
+    } else if (v->IsArray() && !step.empty() &&
+               step.find_first_not_of("0123456789") == std::string::npos) {
       const size_t i = std::stoul(step);
       v = i < v->Size() ? &(*v)[rapidjson::SizeType(i)] : nullptr;
     } else {
@@ -43,8 +45,10 @@ std::string fieldValue(const rapidjson::Value& doc, const SelectableField& field
   }
   switch (field.type) {
     case SelectableField::Type::kString:
-      return v != nullptr && v->IsString() ? std::string(v->GetString(), v->GetStringLength()) : std::string();
-    case SelectableField::Type::kBool: return v != nullptr && v->IsBool() && v->GetBool() ? "true" : "false";
+      return v != nullptr && v->IsString() ? std::string(v->GetString(), v->GetStringLength())
+                                           : std::string();
+    case SelectableField::Type::kBool:
+      return v != nullptr && v->IsBool() && v->GetBool() ? "true" : "false";
     case SelectableField::Type::kInteger:
       return v != nullptr && v->IsInt64() ? std::to_string(v->GetInt64()) : "0";
   }
@@ -81,7 +85,8 @@ std::pair<std::string_view, std::string_view> labelAt(std::string_view packed, s
 }  // namespace
 
 Labels::Labels(Pairs pairs) {
-  std::stable_sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(pairs.begin(), pairs.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   size_t bytes = 0;
   for (const auto& [k, v] : pairs) bytes += 2 * sizeof(uint32_t) + k.size() + v.size();
   packed_.reserve(bytes);
@@ -118,7 +123,9 @@ Object::Object(const Object& other)
       bytes(other.bytes),
       metadata_end(other.metadata_end) {}
 
-Object::~Object() { delete typed_metadata_.load(std::memory_order_relaxed); }
+Object::~Object() {
+  delete typed_metadata_.load(std::memory_order_relaxed);
+}
 
 const TypedMetadata* Object::typedMetadata() const {
   const TypedMetadata* made = typed_metadata_.load(std::memory_order_acquire);

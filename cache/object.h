@@ -21,10 +21,10 @@ namespace kcp::cache {
 // from in the object's JSON.
 struct SelectableField {
   enum class Type { kString, kBool, kInteger };
-  std::string label;              // e.g. "spec.nodeName"
-  std::vector<std::string> path;  // JSON members; a number indexes an array
+  std::string label;                    // e.g. "spec.nodeName"
+  std::vector<std::string> path;        // JSON members; a number indexes an array
   std::vector<std::string> fallback{};  // read when `path` gives "" (events' source)
-  Type type = Type::kString;      // how Go formats the value ("true", "3"); absent: the zero value
+  Type type = Type::kString;  // how Go formats the value ("true", "3"); absent: the zero value
   // The same value in the protobuf form: field numbers from the object
   // message down (a repeated field's first element), and the fallback's.
   std::vector<uint32_t> protobuf_path{};
@@ -36,7 +36,9 @@ using SelectableFields = std::vector<SelectableField>;
 // (built-in types only) for clients that ask for it.
 enum class Encoding { kJson, kProtobuf };
 // "json" or "protobuf", for logs and metric labels.
-inline const char* encodingName(Encoding e) { return e == Encoding::kProtobuf ? "protobuf" : "json"; }
+inline const char* encodingName(Encoding e) {
+  return e == Encoding::kProtobuf ? "protobuf" : "json";
+}
 
 // An object's labels, sorted by key, packed into one string (each label its
 // key's and value's lengths, then their bytes): a cache holds millions, and
@@ -46,7 +48,8 @@ class Labels {
   using Pairs = std::vector<std::pair<std::string_view, std::string_view>>;
   Labels() = default;
   explicit Labels(Pairs pairs);  // in any order
-  Labels(std::initializer_list<std::pair<std::string_view, std::string_view>> pairs) : Labels(Pairs(pairs)) {}
+  Labels(std::initializer_list<std::pair<std::string_view, std::string_view>> pairs)
+      : Labels(Pairs(pairs)) {}
 
   // The value of label `key`, if the object has it.
   std::optional<std::string_view> find(std::string_view key) const;
@@ -107,7 +110,8 @@ using ObjectPtr = std::shared_ptr<const Object>;
 // of the bytes; extracts the values of `fields`. Returns nullptr and sets
 // `error` when the bytes are not a JSON object with metadata.name and a
 // numeric metadata.resourceVersion.
-ObjectPtr parseJsonObject(std::string json, std::string* error, const SelectableFields& fields = {});
+ObjectPtr parseJsonObject(std::string json, std::string* error,
+                          const SelectableFields& fields = {});
 
 // kube-apiserver's resourceVersions are etcd revisions: decimal uint64 without
 // sign or leading zeros. Returns false for anything else.

@@ -15,7 +15,9 @@ bool readVarint(std::string_view data, size_t& pos, uint64_t& out) {
   return false;
 }
 
-void appendTag(std::string& out, uint32_t number, uint32_t wire_type) { appendVarint(out, uint64_t(number) << 3 | wire_type); }
+void appendTag(std::string& out, uint32_t number, uint32_t wire_type) {
+  appendVarint(out, uint64_t(number) << 3 | wire_type);
+}
 
 // A map<string,string> entry's key (field 1).
 std::string_view entryKey(std::string_view entry) {
@@ -251,7 +253,8 @@ std::optional<std::string> protobufFieldValue(std::string_view object, const Sel
       return leaf && leaf->varint != 0 ? "true" : "false";
     case SelectableField::Type::kInteger:
       if (leaf && leaf->wire_type != 0) return std::nullopt;
-      return leaf ? std::to_string(int32_t(uint32_t(leaf->varint))) : "0";  // int32 fields, sign-extended on the wire
+      return leaf ? std::to_string(int32_t(uint32_t(leaf->varint)))
+                  : "0";  // int32 fields, sign-extended on the wire
   }
   return std::nullopt;
 }
@@ -286,10 +289,18 @@ ObjectPtr parseObject(std::string bytes, std::string* error, const SelectableFie
   for (Field f; m.next(f);) {
     if (f.wire_type != 2) continue;
     switch (f.number) {
-      case 1: name = f.bytes; break;
-      case 3: namespace_name = f.bytes; break;
-      case 5: obj->uid = f.bytes; break;
-      case 6: rv = f.bytes; break;
+      case 1:
+        name = f.bytes;
+        break;
+      case 3:
+        namespace_name = f.bytes;
+        break;
+      case 5:
+        obj->uid = f.bytes;
+        break;
+      case 6:
+        rv = f.bytes;
+        break;
       case 11: {
         std::string_view key, value;
         Reader entry(f.bytes);
@@ -301,18 +312,21 @@ ObjectPtr parseObject(std::string bytes, std::string* error, const SelectableFie
         labels.emplace_back(key, value);
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
   if (m.failed()) return fail("malformed protobuf metadata");
   if (name.empty()) return fail("metadata.name missing");
-  if (!parseResourceVersion(rv, obj->resource_version)) return fail("metadata.resourceVersion missing or not a number");
+  if (!parseResourceVersion(rv, obj->resource_version))
+    return fail("metadata.resourceVersion missing or not a number");
   obj->setName(namespace_name, name);
   obj->labels = Labels(std::move(labels));
   obj->fields.reserve(fields.size());
   for (const auto& f : fields) {
     auto value = protobufFieldValue(bytes, f, f.protobuf_path);
-    if (value && value->empty() && !f.protobuf_fallback.empty()) value = protobufFieldValue(bytes, f, f.protobuf_fallback);
+    if (value && value->empty() && !f.protobuf_fallback.empty())
+      value = protobufFieldValue(bytes, f, f.protobuf_fallback);
     if (!value) return fail("malformed " + f.label);
     obj->fields.push_back(std::move(*value));
   }
@@ -320,8 +334,9 @@ ObjectPtr parseObject(std::string bytes, std::string* error, const SelectableFie
   return obj;
 }
 
-std::optional<std::string> withResourceVersion(std::string_view object, uint64_t rv,
-                                               std::optional<std::pair<std::string_view, std::string_view>> annotation) {
+std::optional<std::string> withResourceVersion(
+    std::string_view object, uint64_t rv,
+    std::optional<std::pair<std::string_view, std::string_view>> annotation) {
   std::string meta;
   bool has_meta = false;
   std::string rest;  // the fields after metadata, as they are
@@ -353,7 +368,9 @@ std::optional<std::string> withResourceVersion(std::string_view object, uint64_t
     for (Field g; m.next(g);) {
       if (!rv_done && g.number >= 6) put_rv();
       if (g.number == 6) continue;
-      if (!entry_done && (g.number > 12 || (g.number == 12 && entryKey(g.bytes) > annotation->first))) put_entry();
+      if (!entry_done &&
+          (g.number > 12 || (g.number == 12 && entryKey(g.bytes) > annotation->first)))
+        put_entry();
       meta.append(g.whole);
     }
     if (m.failed()) return std::nullopt;

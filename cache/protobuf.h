@@ -25,7 +25,8 @@ namespace kcp::cache::protobuf {
 
 inline constexpr std::string_view kMagic{"k8s\0", 4};
 inline constexpr std::string_view kContentType = "application/vnd.kubernetes.protobuf";
-inline constexpr std::string_view kWatchContentType = "application/vnd.kubernetes.protobuf;stream=watch";
+inline constexpr std::string_view kWatchContentType =
+    "application/vnd.kubernetes.protobuf;stream=watch";
 
 // One field of a message as it appears on the wire.
 struct Field {
@@ -100,9 +101,9 @@ ObjectPtr parseObject(std::string bytes, std::string* error, const SelectableFie
 // an empty object of the kind (kube-apiserver sends one as its bookmark; the
 // cache keeps it as the template), or a DELETED event's object moved to the
 // event's resourceVersion. nullopt when the bytes are not an object.
-std::optional<std::string> withResourceVersion(std::string_view object, uint64_t rv,
-                                               std::optional<std::pair<std::string_view, std::string_view>>
-                                                   annotation = std::nullopt);
+std::optional<std::string> withResourceVersion(
+    std::string_view object, uint64_t rv,
+    std::optional<std::pair<std::string_view, std::string_view>> annotation = std::nullopt);
 
 // The object message without metadata.annotations: a bookmark's object
 // as a template for the cache's own. nullopt when the bytes are not an object.

@@ -27,13 +27,15 @@ std::optional<uint64_t> jsonBookmarkResourceVersion(std::string_view object) {
   if (at == std::string_view::npos) return std::nullopt;
   const auto start = at + 19, end = object.find('"', start);
   uint64_t rv = 0;
-  if (end == std::string_view::npos || !parseResourceVersion(object.substr(start, end - start), rv)) return std::nullopt;
+  if (end == std::string_view::npos || !parseResourceVersion(object.substr(start, end - start), rv))
+    return std::nullopt;
   return rv;
 }
 
 }  // namespace
 
-Reflector::Reflector(ResourceInfo resource, Store& store, ReflectorTransport& transport, uint32_t seed)
+Reflector::Reflector(ResourceInfo resource, Store& store, ReflectorTransport& transport,
+                     uint32_t seed)
     : resource_(std::move(resource)), store_(store), transport_(transport), rnd_(seed) {}
 
 void Reflector::start() {
@@ -47,12 +49,15 @@ void Reflector::goneUpstream(const std::string& why) {
   synced_ = false;
   last_error_ = why;
   stale_since_.store(0, std::memory_order_relaxed);  // not stale: there is nothing to miss
-  log::info("resource gone upstream; not caching it", {{"resource", resource_.path},
-                                                      {"encoding", encodingName(resource_.encoding)}, {"reason", why}});
+  log::info("resource gone upstream; not caching it",
+            {{"resource", resource_.path},
+             {"encoding", encodingName(resource_.encoding)},
+             {"reason", why}});
   if (on_gone_) on_gone_();
 }
 
-void Reflector::resume(const std::vector<std::string>& objects, uint64_t rv, bool sorted_list_keys) {
+void Reflector::resume(const std::vector<std::string>& objects, uint64_t rv,
+                       bool sorted_list_keys) {
   list_started_ = std::chrono::steady_clock::now();
   std::vector<ObjectPtr> parsed;
   parsed.reserve(objects.size());
@@ -60,7 +65,8 @@ void Reflector::resume(const std::vector<std::string>& objects, uint64_t rv, boo
   for (const auto& bytes : objects) {
     ObjectPtr obj = toObject(bytes, &error);
     if (!obj) {
-      log::warning("saved cache state unusable; listing instead", {{"resource", resource_.path}, {"reason", error}});
+      log::warning("saved cache state unusable; listing instead",
+                   {{"resource", resource_.path}, {"reason", error}});
       start();
       return;
     }
@@ -85,18 +91,23 @@ void Reflector::finishResume() {
   synced_ = true;
   const auto stats = store_.stats();
   char secs[32];
-  std::snprintf(secs, sizeof secs, "%.2f",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - list_started_).count());
+  std::snprintf(
+      secs, sizeof secs, "%.2f",
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - list_started_).count());
   log::info("resumed from saved state",
-            {{"resource", resource_.path}, {"encoding", encodingName(resource_.encoding)},
-             {"objects", std::to_string(stats.objects)}, {"bytes", std::to_string(stats.object_bytes)},
-             {"seconds", secs}, {"resourceVersion", std::to_string(stats.resource_version)},
+            {{"resource", resource_.path},
+             {"encoding", encodingName(resource_.encoding)},
+             {"objects", std::to_string(stats.objects)},
+             {"bytes", std::to_string(stats.object_bytes)},
+             {"seconds", secs},
+             {"resourceVersion", std::to_string(stats.resource_version)},
              {"events_replayed", std::to_string(resumed_events_)}});
 }
 
 void Reflector::markStale() {
   int64_t fresh = 0;
-  stale_since_.compare_exchange_strong(fresh, std::chrono::steady_clock::now().time_since_epoch().count(),
+  stale_since_.compare_exchange_strong(fresh,
+                                       std::chrono::steady_clock::now().time_since_epoch().count(),
                                        std::memory_order_relaxed);
 }
 
@@ -150,7 +161,8 @@ void Reflector::onListPage(int status, const std::string& body) {
       return;
     }
     if (auto p = envelope ? protobuf::scanList(envelope->raw, &error) : std::nullopt) {
-      page = ListPage{std::string(p->resource_version), std::string(p->continue_token), std::move(p->items)};
+      page = ListPage{std::string(p->resource_version), std::string(p->continue_token),
+                      std::move(p->items)};
     } else if (!envelope) {
       error = "not a protobuf envelope";
     }
@@ -179,14 +191,18 @@ void Reflector::onListPage(int status, const std::string& body) {
   const auto diff = store_.replace(listed_, list_rv_);
   size_t bytes = 0;
   for (const auto& o : listed_) bytes += o->bytes.size();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - list_started_).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - list_started_).count();
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.2f", seconds);
   // One progress line per resource and (re)list: what it holds and what it took.
-  log::info(synced_ ? "relisted" : "synced",
-            {{"resource", resource_.path}, {"encoding", encodingName(resource_.encoding)}, {"objects", std::to_string(listed_.size())},
-             {"bytes", std::to_string(bytes)}, {"seconds", secs}, {"resourceVersion", std::to_string(list_rv_)},
-             {"changes", std::to_string(diff.size())}});
+  log::info(synced_ ? "relisted" : "synced", {{"resource", resource_.path},
+                                              {"encoding", encodingName(resource_.encoding)},
+                                              {"objects", std::to_string(listed_.size())},
+                                              {"bytes", std::to_string(bytes)},
+                                              {"seconds", secs},
+                                              {"resourceVersion", std::to_string(list_rv_)},
+                                              {"changes", std::to_string(diff.size())}});
   listed_.clear();
   synced_ = true;
   resuming_ = false;
@@ -206,30 +222,33 @@ void Reflector::templateWatch() {
   state_ = State::kWatching;
   template_watch_ = true;
   const uint64_t rv = store_.current()->resource_version;
-  transport_.watch(resource_.path +
-                       "?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
-                       "&timeoutSeconds=10&labelSelector=kube-cache-proxy%2Fnone%2C%21kube-cache-proxy%2Fnone"
-                       "&resourceVersion=" +
-                       std::to_string(rv),
-                   [this](std::string_view frame) {
-                     std::string error;
-                     const auto e = protobuf::scanWatchEvent(frame, &error);
-                     const auto envelope = e ? protobuf::unwrap(e->object) : std::nullopt;
-                     if (!envelope || e->type != "BOOKMARK") return;  // nothing else is of use here
-                     // Not applied to the store: this watch saw none of the events.
-                     if (auto empty = protobuf::withoutAnnotations(envelope->raw)) {
-                       bookmark_template_.store(std::make_shared<const std::string>(std::move(*empty)));
-                     }
-                     transport_.cancelWatch();
-                     template_watch_ = false;
-                     watch();
-                   },
-                   [this](int status, const std::string& reason) {
-                     log::warning("no bookmark template from kube-apiserver; protobuf watches wait for its next bookmark",
-                                  {{"resource", resource_.path}, {"status", std::to_string(status)}, {"reason", reason}});
-                     template_watch_ = false;
-                     watch();
-                   });
+  transport_.watch(
+      resource_.path +
+          "?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks="
+          "true"
+          "&timeoutSeconds=10&labelSelector=kube-cache-proxy%2Fnone%2C%21kube-cache-proxy%2Fnone"
+          "&resourceVersion=" +
+          std::to_string(rv),
+      [this](std::string_view frame) {
+        std::string error;
+        const auto e = protobuf::scanWatchEvent(frame, &error);
+        const auto envelope = e ? protobuf::unwrap(e->object) : std::nullopt;
+        if (!envelope || e->type != "BOOKMARK") return;  // nothing else is of use here
+        // Not applied to the store: this watch saw none of the events.
+        if (auto empty = protobuf::withoutAnnotations(envelope->raw)) {
+          bookmark_template_.store(std::make_shared<const std::string>(std::move(*empty)));
+        }
+        transport_.cancelWatch();
+        template_watch_ = false;
+        watch();
+      },
+      [this](int status, const std::string& reason) {
+        log::warning(
+            "no bookmark template from kube-apiserver; protobuf watches wait for its next bookmark",
+            {{"resource", resource_.path}, {"status", std::to_string(status)}, {"reason", reason}});
+        template_watch_ = false;
+        watch();
+      });
 }
 
 void Reflector::requestProgress() {
@@ -242,10 +261,11 @@ void Reflector::requestProgress() {
 void Reflector::watch() {
   state_ = State::kWatching;
   const uint64_t rv = store_.current()->resource_version;
-  transport_.watch(resource_.path + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + std::to_string(rv) +
-                       (progress_watch_ ? "&timeoutSeconds=3" : ""),
-                   [this](std::string_view line) { onWatchEvent(line); },
-                   [this](int status, const std::string& reason) { onWatchEnd(status, reason); });
+  transport_.watch(
+      resource_.path + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + std::to_string(rv) +
+          (progress_watch_ ? "&timeoutSeconds=3" : ""),
+      [this](std::string_view line) { onWatchEvent(line); },
+      [this](int status, const std::string& reason) { onWatchEnd(status, reason); });
 }
 
 void Reflector::onWatchEvent(std::string_view line) {
@@ -258,7 +278,8 @@ void Reflector::onWatchEvent(std::string_view line) {
     if (envelope) event = WatchEventView{std::string(e->type), envelope->raw};
     if (e && !envelope) error = "watch event object is not a protobuf envelope";
   } else {
-    if (auto e = scanJsonWatchEvent(line, &error)) event = WatchEventView{std::move(e->type), e->object};
+    if (auto e = scanJsonWatchEvent(line, &error))
+      event = WatchEventView{std::move(e->type), e->object};
   }
   if (!event) {
     transport_.cancelWatch();
@@ -270,12 +291,15 @@ void Reflector::onWatchEvent(std::string_view line) {
     transport_.cancelWatch();
     const bool gone = protobuf() ? protobuf::statusCode(event->object) == 410
                                  : event->object.find("\"code\":410") != std::string_view::npos;
-    retry(gone ? "watch expired (410)" : "watch error: " + std::string(event->object.substr(0, 200)), gone);
+    retry(
+        gone ? "watch expired (410)" : "watch error: " + std::string(event->object.substr(0, 200)),
+        gone);
     return;
   }
   if (event->type == "BOOKMARK") {
     // Bookmarks carry only metadata.resourceVersion (no name): read just that.
-    if (const auto rv = protobuf() ? protobuf::resourceVersion(event->object) : jsonBookmarkResourceVersion(event->object)) {
+    if (const auto rv = protobuf() ? protobuf::resourceVersion(event->object)
+                                   : jsonBookmarkResourceVersion(event->object)) {
       store_.bookmark(*rv);
       markCurrent();
       if (protobuf() && !bookmark_template_.load()) {
@@ -339,9 +363,12 @@ void Reflector::retry(const std::string& why, bool relist) {
   ++reconnects_;
   backoff_ = std::min(kMaxBackoff, backoff_.count() == 0 ? kInitialBackoff : backoff_ * 2);
   // Full jitter in [backoff/2, backoff], so many proxies do not retry in step.
-  const auto delay = std::chrono::milliseconds(backoff_.count() / 2 + int64_t(rnd_() % uint32_t(backoff_.count() / 2 + 1)));
-  log::warning("reflector retrying", {{"resource", resource_.path}, {"reason", why},
-                                      {"relist", relist ? "true" : "false"}, {"in_ms", std::to_string(delay.count())}});
+  const auto delay = std::chrono::milliseconds(
+      backoff_.count() / 2 + int64_t(rnd_() % uint32_t(backoff_.count() / 2 + 1)));
+  log::warning("reflector retrying", {{"resource", resource_.path},
+                                      {"reason", why},
+                                      {"relist", relist ? "true" : "false"},
+                                      {"in_ms", std::to_string(delay.count())}});
   transport_.after(delay, [this, relist] {
     if (relist) {
       resuming_ = false;

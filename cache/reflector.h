@@ -30,7 +30,8 @@ class ReflectorTransport {
   virtual ~ReflectorTransport() = default;
   // GET `path`; `done(status, body)` with status 0 and the reason in `body`
   // on a transport failure.
-  virtual void get(const std::string& path, std::function<void(int status, std::string body)> done) = 0;
+  virtual void get(const std::string& path,
+                   std::function<void(int status, std::string body)> done) = 0;
   // GET `path` as a watch: `on_event` per event (a JSON line, or a protobuf
   // frame without its length prefix, in the transport's encoding); `on_end`
   // when the stream ends (status 0: transport failure; 200: ended normally).
@@ -44,14 +45,15 @@ class ReflectorTransport {
 struct ResourceInfo {
   std::string path;  // collection path, e.g. "/api/v1/configmaps" or "/apis/example.com/v1/widgets"
   std::string kind;  // e.g. "ConfigMap"
-  std::string api_version;  // e.g. "v1"
-  SelectableFields fields{};  // extracted from every object as it arrives
+  std::string api_version;              // e.g. "v1"
+  SelectableFields fields{};            // extracted from every object as it arrives
   Encoding encoding = Encoding::kJson;  // the transport asks for this one
 };
 
 class Reflector {
  public:
-  Reflector(ResourceInfo resource, Store& store, ReflectorTransport& transport, uint32_t seed = std::random_device{}());
+  Reflector(ResourceInfo resource, Store& store, ReflectorTransport& transport,
+            uint32_t seed = std::random_device{}());
   void start();
   // Warm restart: instead of a LIST, starts from `objects` (bytes as a store
   // holds them) saved at `rv`. The watch resumes from rv with a 3 s timeout,
@@ -128,8 +130,9 @@ class Reflector {
   std::atomic<uint64_t> reconnects_{0};
   std::chrono::milliseconds backoff_{0};
   bool progress_watch_ = false;  // the current watch is a short one, for a bookmark
-  bool template_watch_ = false;  // the current watch is for a protobuf bookmark template (selects nothing)
-  bool resuming_ = false;  // warm restart: synced at the first bookmark
+  bool template_watch_ =
+      false;  // the current watch is for a protobuf bookmark template (selects nothing)
+  bool resuming_ = false;      // warm restart: synced at the first bookmark
   size_t resumed_events_ = 0;  // events replayed while resuming, for its log line
   // steady_clock ticks; 0 while current (see staleSince).
   std::atomic<int64_t> stale_since_{std::chrono::steady_clock::now().time_since_epoch().count()};

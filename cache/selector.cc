@@ -1,18 +1,21 @@
 #include "cache/selector.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <charconv>
+#include <cstdint>
 
 namespace kcp::cache {
 namespace {
 
-bool isAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+bool isAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
 
 // ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9], at most 63 characters.
 bool isQualifiedNamePart(std::string_view s) {
   if (s.empty() || s.size() > 63 || !isAlnum(s.front()) || !isAlnum(s.back())) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return isAlnum(c) || c == '-' || c == '_' || c == '.'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return isAlnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
 // A DNS-1123 subdomain: lower-case labels joined by '.', at most 253 characters.
@@ -21,11 +24,16 @@ bool isDnsSubdomain(std::string_view s) {
   size_t start = 0;
   while (true) {
     const size_t dot = s.find('.', start);
-    const std::string_view label = s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    const std::string_view label =
+        s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
     if (label.empty()) return false;
-    const auto lower_alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    const auto lower_alnum = [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    };
     if (!lower_alnum(label.front()) || !lower_alnum(label.back())) return false;
-    if (!std::all_of(label.begin(), label.end(), [&](char c) { return lower_alnum(c) || c == '-'; })) return false;
+    if (!std::all_of(label.begin(), label.end(),
+                     [&](char c) { return lower_alnum(c) || c == '-'; }))
+      return false;
     if (dot == std::string_view::npos) return true;
     start = dot + 1;
   }
@@ -38,8 +46,22 @@ bool parseInt64(std::string_view s, int64_t& out) {
 }
 
 // labels.Lexer: identifiers run until whitespace or one of the special symbols.
-enum class Token { kEnd, kIdentifier, kIn, kNotIn, kDoesNotExist, kEquals, kDoubleEquals, kNotEquals, kGreaterThan,
-                   kLessThan, kOpenPar, kClosedPar, kComma, kError };
+enum class Token {
+  kEnd,
+  kIdentifier,
+  kIn,
+  kNotIn,
+  kDoesNotExist,
+  kEquals,
+  kDoubleEquals,
+  kNotEquals,
+  kGreaterThan,
+  kLessThan,
+  kOpenPar,
+  kClosedPar,
+  kComma,
+  kError
+};
 
 class Lexer {
  public:
@@ -65,11 +87,16 @@ class Lexer {
             return Token::kDoubleEquals;
           }
           return Token::kEquals;
-        case '>': return Token::kGreaterThan;
-        case '<': return Token::kLessThan;
-        case '(': return Token::kOpenPar;
-        case ')': return Token::kClosedPar;
-        default: return Token::kComma;
+        case '>':
+          return Token::kGreaterThan;
+        case '<':
+          return Token::kLessThan;
+        case '(':
+          return Token::kOpenPar;
+        case ')':
+          return Token::kClosedPar;
+        default:
+          return Token::kComma;
       }
     }
     const size_t start = pos_;
@@ -115,13 +142,26 @@ std::optional<LabelSelector::Requirement> parseRequirement(Lexer& lex) {
   if (does_not_exist) return std::nullopt;
   switch (lex.next(lit)) {
     case Token::kEquals:
-    case Token::kDoubleEquals: r.op = Op::kEquals; break;
-    case Token::kNotEquals: r.op = Op::kNotEquals; break;
-    case Token::kGreaterThan: r.op = Op::kGreaterThan; break;
-    case Token::kLessThan: r.op = Op::kLessThan; break;
-    case Token::kIn: r.op = Op::kIn; break;
-    case Token::kNotIn: r.op = Op::kNotIn; break;
-    default: return std::nullopt;
+    case Token::kDoubleEquals:
+      r.op = Op::kEquals;
+      break;
+    case Token::kNotEquals:
+      r.op = Op::kNotEquals;
+      break;
+    case Token::kGreaterThan:
+      r.op = Op::kGreaterThan;
+      break;
+    case Token::kLessThan:
+      r.op = Op::kLessThan;
+      break;
+    case Token::kIn:
+      r.op = Op::kIn;
+      break;
+    case Token::kNotIn:
+      r.op = Op::kNotIn;
+      break;
+    default:
+      return std::nullopt;
   }
   if (r.op == Op::kIn || r.op == Op::kNotIn) {
     // "(" [value] {"," [value]} ")"; an empty value between commas is "".
@@ -178,7 +218,9 @@ bool isQualifiedName(std::string_view key) {
   return isDnsSubdomain(key.substr(0, slash)) && isQualifiedNamePart(key.substr(slash + 1));
 }
 
-bool isLabelValue(std::string_view value) { return value.empty() || isQualifiedNamePart(value); }
+bool isLabelValue(std::string_view value) {
+  return value.empty() || isQualifiedNamePart(value);
+}
 
 std::optional<LabelSelector> LabelSelector::parse(std::string_view text) {
   // kube-apiserver's lexer takes a NUL byte for the end of the selector.
@@ -203,15 +245,25 @@ std::optional<LabelSelector> LabelSelector::parse(std::string_view text) {
 bool LabelSelector::matches(const Labels& labels) const {
   for (const auto& r : requirements_) {
     const std::optional<std::string_view> value = labels.find(r.key);
-    const auto in_values = [&] { return std::binary_search(r.values.begin(), r.values.end(), *value); };
+    const auto in_values = [&] {
+      return std::binary_search(r.values.begin(), r.values.end(), *value);
+    };
     bool ok = false;
     switch (r.op) {
-      case Op::kExists: ok = value.has_value(); break;
-      case Op::kDoesNotExist: ok = !value; break;
+      case Op::kExists:
+        ok = value.has_value();
+        break;
+      case Op::kDoesNotExist:
+        ok = !value;
+        break;
       case Op::kEquals:
-      case Op::kIn: ok = value && in_values(); break;
+      case Op::kIn:
+        ok = value && in_values();
+        break;
       case Op::kNotEquals:
-      case Op::kNotIn: ok = !value || !in_values(); break;
+      case Op::kNotIn:
+        ok = !value || !in_values();
+        break;
       case Op::kGreaterThan:
       case Op::kLessThan: {
         int64_t have, want;
@@ -256,10 +308,12 @@ std::optional<FieldSelector> FieldSelector::parse(std::string_view text) {
     r.equals = term[at] != '!';
     const std::string_view raw = term.substr(at + len);
     for (size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '=') return std::nullopt;  // an unescaped '=' in a value: kube-apiserver answers 400
+      if (raw[i] == '=')
+        return std::nullopt;  // an unescaped '=' in a value: kube-apiserver answers 400
       if (raw[i] != '\\') {
         r.value += raw[i];
-      } else if (i + 1 < raw.size() && (raw[i + 1] == '\\' || raw[i + 1] == ',' || raw[i + 1] == '=')) {
+      } else if (i + 1 < raw.size() &&
+                 (raw[i + 1] == '\\' || raw[i + 1] == ',' || raw[i + 1] == '=')) {
         r.value += raw[++i];
       } else {
         return std::nullopt;  // an invalid escape: kube-apiserver answers 400
@@ -271,7 +325,8 @@ std::optional<FieldSelector> FieldSelector::parse(std::string_view text) {
 }
 
 std::optional<ObjectFilter> ObjectFilter::make(LabelSelector labels, const FieldSelector& fields,
-                                               const SelectableFields& selectable, bool namespace_selectable) {
+                                               const SelectableFields& selectable,
+                                               bool namespace_selectable) {
   ObjectFilter filter;
   filter.labels_ = std::move(labels);
   for (const auto& r : fields.requirements()) {
@@ -296,10 +351,11 @@ std::optional<std::string> ObjectFilter::requiredValue(std::string_view field) c
 
 bool ObjectFilter::matches(const Object& object) const {
   for (const auto& f : fields_) {
-    const std::string_view have = f.index == kName                       ? object.name
-                                  : f.index == kNamespace                ? object.namespace_
-                                  : size_t(f.index) < object.fields.size() ? std::string_view(object.fields[size_t(f.index)])
-                                                                           : std::string_view();
+    const std::string_view have = f.index == kName        ? object.name
+                                  : f.index == kNamespace ? object.namespace_
+                                  : size_t(f.index) < object.fields.size()
+                                      ? std::string_view(object.fields[size_t(f.index)])
+                                      : std::string_view();
     if ((have == f.value) != f.equals) return false;
   }
   return labels_.matches(object.labels);

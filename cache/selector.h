@@ -16,7 +16,16 @@ namespace kcp::cache {
 
 class LabelSelector {
  public:
-  enum class Op { kExists, kDoesNotExist, kEquals, kNotEquals, kIn, kNotIn, kGreaterThan, kLessThan };
+  enum class Op {
+    kExists,
+    kDoesNotExist,
+    kEquals,
+    kNotEquals,
+    kIn,
+    kNotIn,
+    kGreaterThan,
+    kLessThan
+  };
   struct Requirement {
     std::string key;
     Op op;
@@ -60,7 +69,8 @@ class ObjectFilter {
   // (kube-apiserver answers 400 "field label not supported"). Every resource
   // has metadata.name; metadata.namespace where `namespace_selectable`.
   static std::optional<ObjectFilter> make(LabelSelector labels, const FieldSelector& fields,
-                                          const SelectableFields& selectable, bool namespace_selectable);
+                                          const SelectableFields& selectable,
+                                          bool namespace_selectable);
   // The value an equality requirement on `field` asks for, if there is one.
   std::optional<std::string> requiredValue(std::string_view field) const;
   bool empty() const { return labels_.empty() && fields_.empty(); }

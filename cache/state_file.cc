@@ -57,10 +57,11 @@ std::optional<StateHeader> parseHeader(std::string_view json) {
   const auto str = [&d](const char* key) -> const char* {
     return d.HasMember(key) && d[key].IsString() ? d[key].GetString() : nullptr;
   };
-  const char *resource = str("resource"), *encoding = str("encoding"), *path = str("path"), *kind = str("kind"),
-             *api_version = str("apiVersion");
+  const char *resource = str("resource"), *encoding = str("encoding"), *path = str("path"),
+             *kind = str("kind"), *api_version = str("apiVersion");
   if (!resource || !encoding || !path || !kind || !api_version || !d.HasMember("resourceVersion") ||
-      !d["resourceVersion"].IsUint64() || !d.HasMember("sortedListKeys") || !d["sortedListKeys"].IsBool()) {
+      !d["resourceVersion"].IsUint64() || !d.HasMember("sortedListKeys") ||
+      !d["sortedListKeys"].IsBool()) {
     return std::nullopt;
   }
   StateHeader h;
@@ -97,7 +98,8 @@ std::string stateFileName(const std::string& resource, Encoding encoding) {
   return resource + "." + encodingName(encoding) + ".state";
 }
 
-bool writeState(const std::string& file, StateHeader header, const Snapshot& snapshot, std::string* error) {
+bool writeState(const std::string& file, StateHeader header, const Snapshot& snapshot,
+                std::string* error) {
   header.resource_version = snapshot.resource_version;
   const std::string tmp = file + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -150,7 +152,8 @@ std::optional<SavedState> parseState(std::string_view data, std::string* error) 
   if (!data.starts_with(kMagic)) return fail("not a kube-cache-proxy state file");
   if (data.size() < kMagic.size() + 4 + 8) return fail("truncated");
   const uint32_t stored_crc = getU32(data, data.size() - 4);
-  const uLong crc = crc32(crc32(0, nullptr, 0), reinterpret_cast<const Bytef*>(data.data()), uInt(data.size() - 4));
+  const uLong crc = crc32(crc32(0, nullptr, 0), reinterpret_cast<const Bytef*>(data.data()),
+                          uInt(data.size() - 4));
   if (uint32_t(crc) != stored_crc) return fail("checksum mismatch (truncated or altered)");
   const std::string_view body = data.substr(0, data.size() - 4);
   size_t at = kMagic.size();

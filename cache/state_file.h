@@ -21,9 +21,9 @@
 namespace kcp::cache {
 
 struct StateHeader {
-  std::string resource;     // as configured, e.g. "configmaps" or "deployments.apps"
+  std::string resource;  // as configured, e.g. "configmaps" or "deployments.apps"
   Encoding encoding = Encoding::kJson;
-  std::string path;         // collection path, e.g. /api/v1/configmaps
+  std::string path;  // collection path, e.g. /api/v1/configmaps
   std::string kind, api_version;
   uint64_t resource_version = 0;
   bool sorted_list_keys = false;
@@ -36,7 +36,8 @@ struct SavedState {
 
 // Writes `snapshot` to `file` atomically (a temporary file, fsync, rename).
 // Safe on any thread: a snapshot is immutable. False with `error` on failure.
-bool writeState(const std::string& file, StateHeader header, const Snapshot& snapshot, std::string* error);
+bool writeState(const std::string& file, StateHeader header, const Snapshot& snapshot,
+                std::string* error);
 
 // Reads a file written by writeState; nullopt with `error` when it is missing
 // or unusable.

@@ -6,7 +6,9 @@
 namespace kcp::cache {
 namespace {
 
-size_t sizeOf(const Event& e) { return e.object->bytes.size() + 64; }
+size_t sizeOf(const Event& e) {
+  return e.object->bytes.size() + 64;
+}
 
 }  // namespace
 
@@ -31,7 +33,8 @@ void Store::trim(Clock::time_point now) {
     history_.pop_front();
   }
   while (snapshots_.size() > 1 &&
-         (snapshots_.size() > limits_.snapshots || now - snapshots_.begin()->second->taken > limits_.snapshot_age)) {
+         (snapshots_.size() > limits_.snapshots ||
+          now - snapshots_.begin()->second->taken > limits_.snapshot_age)) {
     snapshots_.erase(snapshots_.begin());
   }
 }
@@ -52,13 +55,15 @@ void Store::unsubscribe(size_t id) {
   listeners_.erase(id);
 }
 
-std::vector<EventPtr> Store::replace(const std::vector<ObjectPtr>& objects, uint64_t rv, Clock::time_point now) {
+std::vector<EventPtr> Store::replace(const std::vector<ObjectPtr>& objects, uint64_t rv,
+                                     Clock::time_point now) {
   std::vector<EventPtr> diff = replaceLocked(objects, rv, now);
   notify();
   return diff;
 }
 
-std::vector<EventPtr> Store::replaceLocked(const std::vector<ObjectPtr>& objects, uint64_t rv, Clock::time_point now) {
+std::vector<EventPtr> Store::replaceLocked(const std::vector<ObjectPtr>& objects, uint64_t rv,
+                                           Clock::time_point now) {
   BTree tree;
   for (const auto& o : objects) tree = tree.upsert(o);
   std::lock_guard lock(mu_);
@@ -72,11 +77,14 @@ std::vector<EventPtr> Store::replaceLocked(const std::vector<ObjectPtr>& objects
       diff.push_back(std::make_shared<Event>(Event{EventType::kAdded, b.object(), nullptr, rv}));
       b.next();
     } else if (a.valid() && (!b.valid() || a.object()->key < b.object()->key)) {
-      diff.push_back(std::make_shared<Event>(Event{EventType::kDeleted, a.object(), a.object(), rv}));
+      diff.push_back(
+          std::make_shared<Event>(Event{EventType::kDeleted, a.object(), a.object(), rv}));
       a.next();
     } else {
-      if (a.object()->resource_version != b.object()->resource_version || a.object()->bytes != b.object()->bytes) {
-        diff.push_back(std::make_shared<Event>(Event{EventType::kModified, b.object(), a.object(), rv}));
+      if (a.object()->resource_version != b.object()->resource_version ||
+          a.object()->bytes != b.object()->bytes) {
+        diff.push_back(
+            std::make_shared<Event>(Event{EventType::kModified, b.object(), a.object(), rv}));
       }
       a.next();
       b.next();
@@ -98,7 +106,8 @@ bool Store::apply(EventType type, ObjectPtr object, std::string* error, Clock::t
   return applied;
 }
 
-bool Store::applyLocked(EventType type, ObjectPtr object, std::string* error, Clock::time_point now) {
+bool Store::applyLocked(EventType type, ObjectPtr object, std::string* error,
+                        Clock::time_point now) {
   const auto fail = [error](std::string m) {
     if (error != nullptr) *error = std::move(m);
     return false;
@@ -111,13 +120,16 @@ bool Store::applyLocked(EventType type, ObjectPtr object, std::string* error, Cl
   }
   const BTree& tree = current_->objects;
   ObjectPtr previous = tree.find(object->key);
-  if (type == EventType::kAdded && previous) type = EventType::kModified;  // a relist raced the watch
+  if (type == EventType::kAdded && previous)
+    type = EventType::kModified;  // a relist raced the watch
   if (type == EventType::kModified && !previous) type = EventType::kAdded;
-  if (type == EventType::kDeleted && !previous) return fail("DELETED for " + object->key + ", which is not cached");
+  if (type == EventType::kDeleted && !previous)
+    return fail("DELETED for " + object->key + ", which is not cached");
   BTree next = type == EventType::kDeleted ? tree.erase(object->key) : tree.upsert(object);
   if (previous) object_bytes_ -= previous->bytes.size();
   if (type != EventType::kDeleted) object_bytes_ += object->bytes.size();
-  appendHistory(std::make_shared<Event>(Event{type, std::move(object), std::move(previous), rv}), now);
+  appendHistory(std::make_shared<Event>(Event{type, std::move(object), std::move(previous), rv}),
+                now);
   publish(std::move(next), rv, now);
   trim(now);
   return true;
@@ -167,12 +179,15 @@ std::optional<std::vector<EventPtr>> Store::eventsSince(uint64_t rv) const {
   return out;
 }
 
-bool Store::eventsAfter(uint64_t rv, size_t max, std::vector<EventPtr>& out, uint64_t* current) const {
+bool Store::eventsAfter(uint64_t rv, size_t max, std::vector<EventPtr>& out,
+                        uint64_t* current) const {
   std::lock_guard lock(mu_);
   if (rv < history_start_) return false;
   if (current != nullptr) *current = current_->resource_version;
   auto it = std::lower_bound(history_.begin(), history_.end(), rv,
-                             [](const std::pair<EventPtr, Clock::time_point>& e, uint64_t v) { return e.first->resource_version <= v; });
+                             [](const std::pair<EventPtr, Clock::time_point>& e, uint64_t v) {
+                               return e.first->resource_version <= v;
+                             });
   for (; it != history_.end() && max > 0; ++it, --max) out.push_back(it->first);
   return true;
 }
@@ -184,8 +199,9 @@ uint64_t Store::oldestResourceVersion() const {
 
 Store::Stats Store::stats() const {
   std::lock_guard lock(mu_);
-  return {current_->objects.size(), snapshots_.size(), history_.size(), history_bytes_, object_bytes_,
-          current_->resource_version, last_update_};
+  return {
+      current_->objects.size(),   snapshots_.size(), history_.size(), history_bytes_, object_bytes_,
+      current_->resource_version, last_update_};
 }
 
 }  // namespace kcp::cache

@@ -47,7 +47,8 @@ struct StoreLimits {
   size_t history_bytes = 256 << 20;
   std::chrono::seconds history_age{300};
   size_t snapshots = 1000;
-  std::chrono::seconds snapshot_age{75};  // kube-apiserver keeps continue tokens ~ this long in its cache
+  std::chrono::seconds snapshot_age{
+      75};  // kube-apiserver keeps continue tokens ~ this long in its cache
 };
 
 class Store {
@@ -58,12 +59,14 @@ class Store {
   // Replaces the contents (initial LIST, or relist after 410) as of `rv`, and
   // returns exactly what changed for watchers. The history restarts at `rv`:
   // older resourceVersions cannot be resumed from.
-  std::vector<EventPtr> replace(const std::vector<ObjectPtr>& objects, uint64_t rv, Clock::time_point now = Clock::now());
+  std::vector<EventPtr> replace(const std::vector<ObjectPtr>& objects, uint64_t rv,
+                                Clock::time_point now = Clock::now());
 
   // Applies one watch event. Refuses (returns false) an event whose
   // resourceVersion does not advance the store, or a delete/modify that does
   // not match the contents, so a broken stream cannot corrupt the cache.
-  bool apply(EventType type, ObjectPtr object, std::string* error, Clock::time_point now = Clock::now());
+  bool apply(EventType type, ObjectPtr object, std::string* error,
+             Clock::time_point now = Clock::now());
 
   // A bookmark: nothing changed up to `rv`.
   void bookmark(uint64_t rv, Clock::time_point now = Clock::now());
@@ -85,7 +88,8 @@ class Store {
   // that fell behind).
   // `current` (if given) gets the store's resourceVersion at the same moment:
   // when fewer than `max` events came back, nothing else happened up to it.
-  bool eventsAfter(uint64_t rv, size_t max, std::vector<EventPtr>& out, uint64_t* current = nullptr) const;
+  bool eventsAfter(uint64_t rv, size_t max, std::vector<EventPtr>& out,
+                   uint64_t* current = nullptr) const;
   // The oldest resourceVersion a watch may resume from.
   uint64_t oldestResourceVersion() const;
 
@@ -102,7 +106,8 @@ class Store {
   Stats stats() const;
 
  private:
-  std::vector<EventPtr> replaceLocked(const std::vector<ObjectPtr>& objects, uint64_t rv, Clock::time_point now);
+  std::vector<EventPtr> replaceLocked(const std::vector<ObjectPtr>& objects, uint64_t rv,
+                                      Clock::time_point now);
   bool applyLocked(EventType type, ObjectPtr object, std::string* error, Clock::time_point now);
   void publish(BTree objects, uint64_t rv, Clock::time_point now);
   void appendHistory(EventPtr e, Clock::time_point now);

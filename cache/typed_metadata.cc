@@ -14,7 +14,9 @@ using protobuf::appendVarint;
 
 constexpr size_t kMaxDepth = 512;  // nesting in fieldsV1; deeper is refused, never recursed into
 
-bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool isSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 size_t skipSpace(std::string_view s, size_t i) {
   while (i < s.size() && isSpace(s[i])) ++i;
@@ -47,7 +49,8 @@ size_t skipValue(std::string_view s, size_t i) {
       ++i;
     } else {
       const size_t start = i;
-      while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ':' && !isSpace(s[i]) && s[i] != '"') {
+      while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ':' &&
+             !isSpace(s[i]) && s[i] != '"') {
         ++i;
       }
       if (i == start) return std::string_view::npos;
@@ -164,22 +167,38 @@ std::optional<std::string> stringValue(std::string_view v) {
     }
     if (++i + 1 >= v.size()) return std::nullopt;
     switch (v[i]) {
-      case '"': out += '"'; break;
-      case '\\': out += '\\'; break;
-      case '/': out += '/'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
+      case '"':
+        out += '"';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '/':
+        out += '/';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
       case 'u': {
         uint32_t cp;
         if (!hex4(v, i + 1, cp)) return std::nullopt;
         i += 4;
         if (cp >= 0xD800 && cp < 0xDC00) {
           uint32_t low;
-          if (i + 6 < v.size() && v[i + 1] == '\\' && v[i + 2] == 'u' && hex4(v, i + 3, low) && low >= 0xDC00 &&
-              low < 0xE000) {
+          if (i + 6 < v.size() && v[i + 1] == '\\' && v[i + 2] == 'u' && hex4(v, i + 3, low) &&
+              low >= 0xDC00 && low < 0xE000) {
             cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
             i += 6;
           } else {
@@ -191,7 +210,8 @@ std::optional<std::string> stringValue(std::string_view v) {
         appendUtf8(out, cp);
         break;
       }
-      default: return std::nullopt;
+      default:
+        return std::nullopt;
     }
   }
   return out;
@@ -234,11 +254,11 @@ std::optional<int64_t> timeValue(std::string_view v) {
     }
     return x;
   };
-  const auto year = num(0, 4), month = num(5, 2), day = num(8, 2), hour = num(11, 2), minute = num(14, 2),
-             second = num(17, 2);
-  if (!year || !month || !day || !hour || !minute || !second || t[4] != '-' || t[7] != '-' || t[10] != 'T' ||
-      t[13] != ':' || t[16] != ':' || *month < 1 || *month > 12 || *day < 1 || *day > 31 || *hour > 23 ||
-      *minute > 59 || *second > 60) {
+  const auto year = num(0, 4), month = num(5, 2), day = num(8, 2), hour = num(11, 2),
+             minute = num(14, 2), second = num(17, 2);
+  if (!year || !month || !day || !hour || !minute || !second || t[4] != '-' || t[7] != '-' ||
+      t[10] != 'T' || t[13] != ':' || t[16] != ':' || *month < 1 || *month > 12 || *day < 1 ||
+      *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
     return std::nullopt;
   }
   size_t i = 19;
@@ -272,11 +292,14 @@ std::string timestamp(int64_t seconds) {
   return t;
 }
 
-bool isNull(std::string_view v) { return v == "null"; }
+bool isNull(std::string_view v) {
+  return v == "null";
+}
 
 // JSON of an array of objects, each one's members in `order`; `always`
 // members are written ("" when absent) as Go writes fields without omitempty.
-std::optional<std::string> reorderedArray(std::string_view array, std::initializer_list<std::string_view> order,
+std::optional<std::string> reorderedArray(std::string_view array,
+                                          std::initializer_list<std::string_view> order,
                                           std::initializer_list<std::string_view> always) {
   std::vector<std::string_view> items;
   if (!elements(array, items)) return std::nullopt;
@@ -327,9 +350,11 @@ bool appendStringMap(std::string& out, uint32_t number, std::string_view object)
   return true;
 }
 
-bool appendStringField(std::string& out, uint32_t number, const std::vector<Member>& ms, std::string_view key) {
+bool appendStringField(std::string& out, uint32_t number, const std::vector<Member>& ms,
+                       std::string_view key) {
   const Member* m = find(ms, key);
-  std::optional<std::string> v = (m == nullptr || isNull(m->value)) ? std::optional<std::string>("") : stringValue(m->value);
+  std::optional<std::string> v =
+      (m == nullptr || isNull(m->value)) ? std::optional<std::string>("") : stringValue(m->value);
   if (!v) return false;
   appendBytesField(out, number, *v);
   return true;
@@ -340,8 +365,9 @@ std::optional<std::string> objectMetaProtobuf(std::string_view metadata) {
   if (!members(metadata, ms)) return std::nullopt;
   std::string meta;
   // Non-pointer fields, always written.
-  const std::pair<uint32_t, std::string_view> strings[] = {{1, "name"}, {2, "generateName"}, {3, "namespace"},
-                                                             {4, "selfLink"}, {5, "uid"}, {6, "resourceVersion"}};
+  const std::pair<uint32_t, std::string_view> strings[] = {
+      {1, "name"},     {2, "generateName"}, {3, "namespace"},
+      {4, "selfLink"}, {5, "uid"},          {6, "resourceVersion"}};
   for (const auto& [number, key] : strings) {
     if (!appendStringField(meta, number, ms, key)) return std::nullopt;
   }
@@ -370,9 +396,11 @@ std::optional<std::string> objectMetaProtobuf(std::string_view metadata) {
     if (!s) return std::nullopt;
     appendVarintField(meta, 10, uint64_t(*s));
   }
-  for (const auto& [number, key] : {std::pair<uint32_t, std::string_view>{11, "labels"}, {12, "annotations"}}) {
+  for (const auto& [number, key] :
+       {std::pair<uint32_t, std::string_view>{11, "labels"}, {12, "annotations"}}) {
     const Member* m = find(ms, key);
-    if (m != nullptr && !isNull(m->value) && !appendStringMap(meta, number, m->value)) return std::nullopt;
+    if (m != nullptr && !isNull(m->value) && !appendStringMap(meta, number, m->value))
+      return std::nullopt;
   }
   std::vector<std::string_view> items;
   std::vector<Member> fields;
@@ -381,7 +409,9 @@ std::optional<std::string> objectMetaProtobuf(std::string_view metadata) {
     for (const auto item : items) {
       if (!members(item, fields)) return std::nullopt;
       std::string ref;
-      for (const auto& [number, key] : {std::pair<uint32_t, std::string_view>{1, "kind"}, {3, "name"}, {4, "uid"},
+      for (const auto& [number, key] : {std::pair<uint32_t, std::string_view>{1, "kind"},
+                                        {3, "name"},
+                                        {4, "uid"},
                                         {5, "apiVersion"}}) {
         if (!appendStringField(ref, number, fields, key)) return std::nullopt;
       }
@@ -408,8 +438,9 @@ std::optional<std::string> objectMetaProtobuf(std::string_view metadata) {
     for (const auto item : items) {
       if (!members(item, fields)) return std::nullopt;
       std::string entry;
-      for (const auto& [number, key] :
-           {std::pair<uint32_t, std::string_view>{1, "manager"}, {2, "operation"}, {3, "apiVersion"}}) {
+      for (const auto& [number, key] : {std::pair<uint32_t, std::string_view>{1, "manager"},
+                                        {2, "operation"},
+                                        {3, "apiVersion"}}) {
         if (!appendStringField(entry, number, fields, key)) return std::nullopt;
       }
       if (const Member* t = find(fields, "time"); t != nullptr && !isNull(t->value)) {
@@ -438,20 +469,23 @@ std::optional<std::string> objectMetaJson(std::string_view metadata) {
   std::string out = "\"metadata\":{";
   bool first = true;
   for (const std::string_view key :
-       {"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
-        "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers",
-        "managedFields"}) {
+       {"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+        "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+        "annotations", "ownerReferences", "finalizers", "managedFields"}) {
     const Member* m = find(ms, key);
     if (m == nullptr || isNull(m->value)) continue;
     std::string value(m->value);
     if (key == "ownerReferences") {
-      auto v = reorderedArray(m->value, {"apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion"},
-                              {"apiVersion", "kind", "name", "uid"});
+      auto v = reorderedArray(
+          m->value, {"apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion"},
+          {"apiVersion", "kind", "name", "uid"});
       if (!v) return std::nullopt;
       value = std::move(*v);
     } else if (key == "managedFields") {
-      auto v = reorderedArray(m->value, {"manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1", "subresource"},
-                              {});
+      auto v = reorderedArray(
+          m->value,
+          {"manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1", "subresource"},
+          {});
       if (!v) return std::nullopt;
       value = std::move(*v);
     }

@@ -12,7 +12,8 @@ enum class Base64Alphabet { kStandard, kUrl };
 
 // Encodes with '=' padding for kStandard and without padding for kUrl, as Go's
 // base64.StdEncoding and base64.RawURLEncoding do.
-std::string base64Encode(std::string_view data, Base64Alphabet alphabet = Base64Alphabet::kStandard);
+std::string base64Encode(std::string_view data,
+                         Base64Alphabet alphabet = Base64Alphabet::kStandard);
 
 // Decodes; padding is optional, whitespace (line breaks in kubeconfigs) is
 // skipped. Returns nullopt on any other invalid character or a bad length.

@@ -40,7 +40,8 @@ YAML::Node findNamed(const YAML::Node& root, const char* list, const std::string
       if (entry.IsMap() && entry["name"] && entry["name"].IsScalar() &&
           entry["name"].as<std::string>() == name) {
         const YAML::Node value = entry[field];
-        if (value && !value.IsMap()) throw ConfigError(std::string(list) + " entry " + name + " is not a map");
+        if (value && !value.IsMap())
+          throw ConfigError(std::string(list) + " entry " + name + " is not a map");
         return value ? value : YAML::Node(YAML::NodeType::Map);
       }
     }
@@ -119,7 +120,8 @@ UpstreamConfig parseKubeconfig(std::string_view yaml, const std::filesystem::pat
       cfg.client_cert_pem = pemField(user, "client-certificate", base_dir);
       cfg.client_key_pem = pemField(user, "client-key", base_dir);
       if (cfg.client_cert_pem.empty() != cfg.client_key_pem.empty()) {
-        throw ConfigError("user " + user_name + ": client certificate and key must be given together");
+        throw ConfigError("user " + user_name +
+                          ": client certificate and key must be given together");
       }
       cfg.token = scalar(user, "token");
       const std::string token_file = scalar(user, "tokenFile");

@@ -17,10 +17,18 @@ void appendJsonString(std::string& out, std::string_view s) {
   out += '"';
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -93,13 +101,21 @@ void configure(int verbosity, Format format) {
   g_format = format;
 }
 
-bool enabled(int v) { return v <= g_verbosity.load(std::memory_order_relaxed); }
+bool enabled(int v) {
+  return v <= g_verbosity.load(std::memory_order_relaxed);
+}
 
-void info(std::string_view message, Fields fields) { write('I', 0, message, fields); }
+void info(std::string_view message, Fields fields) {
+  write('I', 0, message, fields);
+}
 void verbose(int v, std::string_view message, Fields fields) {
   if (enabled(v)) write('I', v, message, fields);
 }
-void warning(std::string_view message, Fields fields) { write('W', 0, message, fields); }
-void error(std::string_view message, Fields fields) { write('E', 0, message, fields); }
+void warning(std::string_view message, Fields fields) {
+  write('W', 0, message, fields);
+}
+void error(std::string_view message, Fields fields) {
+  write('E', 0, message, fields);
+}
 
 }  // namespace kcp::log

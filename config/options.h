@@ -21,7 +21,8 @@ struct ProxyOptions {
   std::string admin_listen = "127.0.0.1:6444";
   int workers = 0;  // 0: one per core
   std::string write_kubeconfig;
-  std::string write_kubeconfig_user_from;  // kubeconfig whose user credentials go into write_kubeconfig
+  std::string
+      write_kubeconfig_user_from;  // kubeconfig whose user credentials go into write_kubeconfig
   std::string state_dir = ".kube-cache-proxy";
   int verbosity = 0;
   std::string log_format = "text";
@@ -31,7 +32,8 @@ struct ProxyOptions {
   std::vector<std::string> cache_resources;  // e.g. configmaps, deployments.apps
   bool cache_lazy = true;
   bool cache_protobuf = true;  // configured resources get a protobuf store from the start too
-  std::chrono::milliseconds consistent_read_wait{std::chrono::seconds(3)};  // kube-apiserver waits as long
+  std::chrono::milliseconds consistent_read_wait{
+      std::chrono::seconds(3)};  // kube-apiserver waits as long
   // How stale a consistent read may be served from the cache when upstream
   // cannot be asked; also what /readyz tolerates. Zero: off.
   std::chrono::milliseconds max_staleness{0};
@@ -62,7 +64,7 @@ struct ProxyOptions {
   std::chrono::milliseconds request_header_timeout{std::chrono::seconds(32)};
   int64_t max_request_header_bytes = 1 << 20;
   int64_t max_header_count = 256;
-  int64_t max_request_body_bytes = 3 << 20;  // kube-apiserver's own limit
+  int64_t max_request_body_bytes = 3 << 20;   // kube-apiserver's own limit
   int64_t max_connections_per_client = 2048;  // 0: no limit
   std::chrono::milliseconds tls_handshake_timeout{std::chrono::seconds(10)};
   int64_t http2_max_resets_burst = 1000, http2_max_resets_per_second = 33;  // nghttp2's defaults

@@ -8,7 +8,8 @@
 namespace kcp::encoder {
 
 std::string encodeContinueToken(const ContinueToken& token) {
-  std::string json = "{\"v\":\"meta.k8s.io/v1\",\"rv\":" + std::to_string(token.resource_version) + ",\"start\":";
+  std::string json =
+      "{\"v\":\"meta.k8s.io/v1\",\"rv\":" + std::to_string(token.resource_version) + ",\"start\":";
   appendGoJsonString(json, token.start);
   json += '}';
   return config::base64Encode(json, config::Base64Alphabet::kUrl);
@@ -25,12 +26,16 @@ std::optional<ContinueToken> decodeContinueToken(std::string_view text) {
   // other spellings case-insensitively, which is left to kube-apiserver.
   if (doc.HasParseError() || !doc.IsObject() || doc.MemberCount() != 3) return std::nullopt;
   const auto v = doc.FindMember("v"), rv = doc.FindMember("rv"), start = doc.FindMember("start");
-  if (v == doc.MemberEnd() || rv == doc.MemberEnd() || start == doc.MemberEnd()) return std::nullopt;
-  if (!v->value.IsString() || std::string_view(v->value.GetString(), v->value.GetStringLength()) != "meta.k8s.io/v1") {
+  if (v == doc.MemberEnd() || rv == doc.MemberEnd() || start == doc.MemberEnd())
+    return std::nullopt;
+  if (!v->value.IsString() ||
+      std::string_view(v->value.GetString(), v->value.GetStringLength()) != "meta.k8s.io/v1") {
     return std::nullopt;
   }
-  if (!rv->value.IsInt64() || rv->value.GetInt64() <= 0 || !start->value.IsString()) return std::nullopt;
-  ContinueToken token{uint64_t(rv->value.GetInt64()), std::string(start->value.GetString(), start->value.GetStringLength())};
+  if (!rv->value.IsInt64() || rv->value.GetInt64() <= 0 || !start->value.IsString())
+    return std::nullopt;
+  ContinueToken token{uint64_t(rv->value.GetInt64()),
+                      std::string(start->value.GetString(), start->value.GetStringLength())};
   // Tokens from kube-apiserver's watch cache start with '/', from etcd not.
   if (token.start.starts_with('/')) token.start.erase(0, 1);
   // kube-apiserver refuses keys that path.Clean would change (no "..", "//",

@@ -51,12 +51,23 @@ void appendGoJsonString(std::string& out, std::string_view s) {
       }
       out.append(s.data() + start, i - start);
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default: appendUnicodeEscape(out, c);
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          appendUnicodeEscape(out, c);
       }
       start = ++i;
       continue;

@@ -11,7 +11,8 @@ constexpr int kLevel = 1;
 
 void initRawDeflate(z_stream& zs) {
   // -15: a raw deflate stream (the gzip framing is written here).
-  if (const int rc = deflateInit2(&zs, kLevel, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY); rc != Z_OK) {
+  if (const int rc = deflateInit2(&zs, kLevel, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+      rc != Z_OK) {
     fail("deflateInit2", rc);
   }
 }
@@ -101,7 +102,8 @@ DeflateFragmentPtr deflateFragment(std::string_view bytes) {
 }
 
 GzipWriter::GzipWriter(GzipSink& out) : out_(out) {
-  static const char kHeader[10] = {0x1f, char(0x8b), 8, 0, 0, 0, 0, 0, 0, char(0xff)};  // no mtime, OS unknown
+  static const char kHeader[10] = {0x1f, char(0x8b), 8, 0, 0,
+                                   0,    0,          0, 0, char(0xff)};  // no mtime, OS unknown
   initRawDeflate(zs_);  // first: when zlib cannot start, nothing has been written
   try {
     out_.write(std::string_view(kHeader, sizeof(kHeader)));
@@ -113,7 +115,9 @@ GzipWriter::GzipWriter(GzipSink& out) : out_(out) {
 
 // Z_DATA_ERROR here only says output was still pending (a response cut
 // short): the memory is freed all the same.
-GzipWriter::~GzipWriter() { deflateEnd(&zs_); }
+GzipWriter::~GzipWriter() {
+  deflateEnd(&zs_);
+}
 
 void GzipWriter::deflateInto(int flush) {
   unsigned char buf[16384];

@@ -4,8 +4,8 @@
 
 namespace kcp::encoder {
 
-ListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version, const ListMeta& meta,
-                            bool sorted_keys) {
+ListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version,
+                        const ListMeta& meta, bool sorted_keys) {
   ListFrame f;
   const std::string rv = std::to_string(meta.resource_version);
   std::string cont;  // ,"continue":"C" (typed lists omit it when empty)
@@ -14,20 +14,24 @@ ListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version
     appendGoJsonString(cont, meta.continue_token);
   }
   const std::string remaining =
-      meta.remaining_item_count ? ",\"remainingItemCount\":" + std::to_string(*meta.remaining_item_count) : "";
+      meta.remaining_item_count
+          ? ",\"remainingItemCount\":" + std::to_string(*meta.remaining_item_count)
+          : "";
   if (sorted_keys) {
     f.head = "{\"apiVersion\":";
     appendGoJsonString(f.head, api_version);
     f.head += ",\"items\":[";
     f.tail = "],\"kind\":";
     appendGoJsonString(f.tail, list_kind);
-    f.tail += ",\"metadata\":{" + cont.substr(1) + remaining + ",\"resourceVersion\":\"" + rv + "\"}}\n";
+    f.tail +=
+        ",\"metadata\":{" + cont.substr(1) + remaining + ",\"resourceVersion\":\"" + rv + "\"}}\n";
   } else {
     f.head = "{\"kind\":";
     appendGoJsonString(f.head, list_kind);
     f.head += ",\"apiVersion\":";
     appendGoJsonString(f.head, api_version);
-    f.head += ",\"metadata\":{\"resourceVersion\":\"" + rv + "\"" + cont + remaining + "},\"items\":[";
+    f.head +=
+        ",\"metadata\":{\"resourceVersion\":\"" + rv + "\"" + cont + remaining + "},\"items\":[";
     f.tail = "]}\n";
   }
   return f;

@@ -18,7 +18,7 @@ struct ListFrame {
 // The list metadata (metav1.ListMeta) of one response.
 struct ListMeta {
   uint64_t resource_version = 0;
-  std::string continue_token{};                  // "" on the last page
+  std::string continue_token{};                   // "" on the last page
   std::optional<int64_t> remaining_item_count{};  // only for pages of unfiltered lists
 };
 
@@ -27,9 +27,11 @@ struct ListMeta {
 inline constexpr std::string_view kPartialObjectMetadataPrefix =
     R"({"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1",)";
 
-// Typed resources: {"kind":"XList","apiVersion":"V","metadata":{"resourceVersion":"R"[,"continue":"C","remainingItemCount":N]},"items":[...]}.
-// Custom resources (sorted keys): {"apiVersion":"G/V","items":[...],"kind":"XList","metadata":{"continue":"C"[,"remainingItemCount":N],"resourceVersion":"R"}}.
-ListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version, const ListMeta& meta,
-                            bool sorted_keys);
+// Typed resources:
+// {"kind":"XList","apiVersion":"V","metadata":{"resourceVersion":"R"[,"continue":"C","remainingItemCount":N]},"items":[...]}.
+// Custom resources (sorted keys):
+// {"apiVersion":"G/V","items":[...],"kind":"XList","metadata":{"continue":"C"[,"remainingItemCount":N],"resourceVersion":"R"}}.
+ListFrame jsonListFrame(std::string_view list_kind, std::string_view api_version,
+                        const ListMeta& meta, bool sorted_keys);
 
 }  // namespace kcp::encoder

@@ -10,10 +10,12 @@ std::string protobufItemPrefix(size_t object_size) {
   return out;
 }
 
-size_t protobufItemSize(size_t object_size) { return 1 + pb::varintSize(object_size) + object_size; }
+size_t protobufItemSize(size_t object_size) {
+  return 1 + pb::varintSize(object_size) + object_size;
+}
 
-ListFrame protobufListFrame(std::string_view list_kind, std::string_view api_version, const ListMeta& meta,
-                            size_t items_size) {
+ListFrame protobufListFrame(std::string_view list_kind, std::string_view api_version,
+                            const ListMeta& meta, size_t items_size) {
   // metav1.ListMeta as gogo-protobuf writes it: selfLink, resourceVersion and
   // continue always (even empty), remainingItemCount when set.
   std::string list_meta;
@@ -32,8 +34,8 @@ ListFrame protobufListFrame(std::string_view list_kind, std::string_view api_ver
   return f;
 }
 
-std::string protobufWatchEventHead(std::string_view type, std::string_view api_version, std::string_view kind,
-                                   size_t object_size) {
+std::string protobufWatchEventHead(std::string_view type, std::string_view api_version,
+                                   std::string_view kind, size_t object_size) {
   const std::string envelope_head = pb::envelopeHead(api_version, kind, object_size);
   const size_t envelope_size = envelope_head.size() + object_size + pb::kEnvelopeTail.size();
   const size_t extension_size = 1 + pb::varintSize(envelope_size) + envelope_size;

@@ -21,13 +21,13 @@ size_t protobufItemSize(size_t object_size);
 
 // The envelope and ListMeta before the items (whose sizes, prefixes
 // included, add up to `items_size`), and the envelope's tail after them.
-ListFrame protobufListFrame(std::string_view list_kind, std::string_view api_version, const ListMeta& meta,
-                            size_t items_size);
+ListFrame protobufListFrame(std::string_view list_kind, std::string_view api_version,
+                            const ListMeta& meta, size_t items_size);
 
 // A watch event up to its object message: the frame's 4-byte big-endian
 // length, then metav1.WatchEvent {1: type, 2: RawExtension {1: the object
 // enveloped}}. cache::protobuf::kEnvelopeTail follows the object.
-std::string protobufWatchEventHead(std::string_view type, std::string_view api_version, std::string_view kind,
-                                   size_t object_size);
+std::string protobufWatchEventHead(std::string_view type, std::string_view api_version,
+                                   std::string_view kind, size_t object_size);
 
 }  // namespace kcp::encoder

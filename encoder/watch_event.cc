@@ -11,8 +11,9 @@ std::string jsonWatchEventHead(std::string_view type) {
   return out;
 }
 
-std::string jsonBookmarkEvent(std::string_view kind, std::string_view api_version, uint64_t resource_version,
-                              bool sorted_keys, bool initial_events_end) {
+std::string jsonBookmarkEvent(std::string_view kind, std::string_view api_version,
+                              uint64_t resource_version, bool sorted_keys,
+                              bool initial_events_end) {
   const std::string rv = "\"resourceVersion\":\"" + std::to_string(resource_version) + "\"";
   const std::string annotations = R"("annotations":{"k8s.io/initial-events-end":"true"})";
   std::string out = jsonWatchEventHead("BOOKMARK");

@@ -18,8 +18,8 @@ inline constexpr std::string_view kJsonWatchEventTail = "}\n";
 // A BOOKMARK: an object of the resource's kind holding only the
 // resourceVersion (and, ending a watch-list's initial events, the
 // k8s.io/initial-events-end annotation). `sorted_keys` for custom resources.
-std::string jsonBookmarkEvent(std::string_view kind, std::string_view api_version, uint64_t resource_version,
-                              bool sorted_keys, bool initial_events_end);
+std::string jsonBookmarkEvent(std::string_view kind, std::string_view api_version,
+                              uint64_t resource_version, bool sorted_keys, bool initial_events_end);
 
 // An ERROR event carrying a Status (e.g. 410 Expired for a too old resourceVersion).
 std::string jsonErrorEvent(const Status& status);

@@ -3,7 +3,7 @@
 #include <stdexcept>
 
 #include "config/log.h"
-#include "proxy/static_response.h"
+#include "proxy/net/static_response.h"
 
 namespace kcp::proxy {
 namespace {
@@ -35,7 +35,10 @@ std::string UpstreamHealth::reason() const {
 class AdminRouter::Probe : public UpstreamStreamHandler {
  public:
   Probe(event_base* base, UpstreamPool& pool, ProxyCredentials& credentials, UpstreamHealth& health)
-      : pool_(pool), credentials_(credentials), health_(health), timer_(event_new(base, -1, EV_PERSIST, onTick, this)) {
+      : pool_(pool),
+        credentials_(credentials),
+        health_(health),
+        timer_(event_new(base, -1, EV_PERSIST, onTick, this)) {
     // At start-up: main() reports it.
     if (timer_ == nullptr || event_add(timer_, &kProbeInterval) != 0) {
       if (timer_ != nullptr) event_free(timer_);
@@ -52,7 +55,8 @@ class AdminRouter::Probe : public UpstreamStreamHandler {
   void onUpstreamData(const uint8_t*, size_t len) override { stream_->consume(len); }
   void onUpstreamComplete() override {
     stream_ = nullptr;
-    health_.set(status_ == 200, status_ == 200 ? "" : "upstream /readyz answered " + std::to_string(status_));
+    health_.set(status_ == 200,
+                status_ == 200 ? "" : "upstream /readyz answered " + std::to_string(status_));
   }
   void onUpstreamError(const std::string& reason) override {
     stream_ = nullptr;
@@ -100,8 +104,8 @@ class AdminRouter::Probe : public UpstreamStreamHandler {
 };
 
 AdminRouter::AdminRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx,
-                         ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout, Metrics& metrics,
-                         UpstreamHealth& health)
+                         ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout,
+                         Metrics& metrics, UpstreamHealth& health)
     : metrics_(metrics),
       health_(health),
       pool_(base, target, proxy_ctx, dial_timeout, std::chrono::milliseconds(0), "readiness-probe"),
@@ -115,16 +119,22 @@ RequestHandlerPtr AdminRouter::readyz(DownstreamStream& stream) const {
     return StaticResponse::send(stream, status, "text/plain; charset=utf-8", std::move(text));
   };
   if (shutting_down_) return answer(503, "shutting down");
-  if (cache_ != nullptr && !cache_->synced()) return answer(503, "cache not synced: " + cache_->notSyncedReason());
+  if (cache_ != nullptr && !cache_->synced())
+    return answer(503, "cache not synced: " + cache_->notSyncedReason());
   if (cache_ != nullptr && max_staleness_.count() > 0) {
     if (const auto stalest = cache_->stalest()) {
-      const auto secs = [](auto d) { return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + "s"; };
+      const auto secs = [](auto d) {
+        return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + "s";
+      };
       if (stalest->second > max_staleness_) {
-        return answer(503, "cache stale: " + stalest->first + " may have missed upstream's changes for " +
-                               secs(stalest->second) + " (--max-staleness " + secs(max_staleness_) + ")");
+        return answer(503, "cache stale: " + stalest->first +
+                               " may have missed upstream's changes for " + secs(stalest->second) +
+                               " (--max-staleness " + secs(max_staleness_) + ")");
       }
       // Within --max-staleness the cache is what clients are served from.
-      if (!health_.ready()) return answer(200, "ok (serving from the cache; upstream not ready: " + health_.reason() + ")");
+      if (!health_.ready())
+        return answer(200,
+                      "ok (serving from the cache; upstream not ready: " + health_.reason() + ")");
       return answer(200, "ok");
     }
   }
@@ -135,20 +145,25 @@ RequestHandlerPtr AdminRouter::readyz(DownstreamStream& stream) const {
 RequestHandlerPtr AdminRouter::route(const RequestHead& head, DownstreamStream& stream) {
   const std::string path = head.path.substr(0, head.path.find('?'));
   if (head.method != "GET" && head.method != "HEAD") {
-    return StaticResponse::sendStatus(stream, {405, "MethodNotAllowed", "the admin endpoints only answer GET", {}});
+    return StaticResponse::sendStatus(
+        stream, {405, "MethodNotAllowed", "the admin endpoints only answer GET", {}});
   }
-  if (path == "/healthz" || path == "/livez") return StaticResponse::send(stream, 200, "text/plain; charset=utf-8", "ok");
+  if (path == "/healthz" || path == "/livez")
+    return StaticResponse::send(stream, 200, "text/plain; charset=utf-8", "ok");
   if (path == "/readyz") {
     return readyz(stream);
   }
   if (path == "/metrics") {
-    return StaticResponse::send(stream, 200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render());
+    return StaticResponse::send(stream, 200, "text/plain; version=0.0.4; charset=utf-8",
+                                metrics_.render());
   }
   if (path.starts_with("/debug/cache/") && cache_ != nullptr && debug_dump_) {
     std::string body = cache_->debugList(path.substr(13));
-    if (!body.empty()) return StaticResponse::send(stream, 200, "application/json", std::move(body));
+    if (!body.empty())
+      return StaticResponse::send(stream, 200, "application/json", std::move(body));
   }
-  return StaticResponse::sendStatus(stream, {404, "NotFound", "the server could not find the requested resource", {}});
+  return StaticResponse::sendStatus(
+      stream, {404, "NotFound", "the server could not find the requested resource", {}});
 }
 
 }  // namespace kcp::proxy

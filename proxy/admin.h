@@ -8,11 +8,11 @@
 #include <mutex>
 #include <string>
 
-#include "proxy/cache_manager.h"
-#include "proxy/exchange.h"
-#include "proxy/metrics.h"
+#include "proxy/cache_feed/cache_manager.h"
+#include "proxy/net/exchange.h"
+#include "proxy/net/upstream_pool.h"
+#include "proxy/ops/metrics.h"
 #include "proxy/proxy_router.h"
-#include "proxy/upstream.h"
 
 namespace kcp::proxy {
 
@@ -31,15 +31,17 @@ class UpstreamHealth {
 
 class AdminRouter : public Router {
  public:
-  AdminRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx, ProxyCredentials& credentials,
-              std::chrono::milliseconds dial_timeout, Metrics& metrics, UpstreamHealth& health);
+  AdminRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx,
+              ProxyCredentials& credentials, std::chrono::milliseconds dial_timeout,
+              Metrics& metrics, UpstreamHealth& health);
   // The cache whose sync /readyz waits for and /debug/cache/RESOURCE shows
   // (may stay null: no cache configured). Same loop as this router.
   // `debug_dump`: serve /debug/cache/RESOURCE (the cached objects, secrets
   // included): only when the admin listener is loopback. With
   // `max_staleness`, /readyz stays ready while upstream is not as long as
   // the cache is at most that stale, and fails when it is staler.
-  void setCache(const CacheManager* cache, bool debug_dump, std::chrono::milliseconds max_staleness) {
+  void setCache(const CacheManager* cache, bool debug_dump,
+                std::chrono::milliseconds max_staleness) {
     cache_ = cache;
     debug_dump_ = debug_dump;
     max_staleness_ = max_staleness;

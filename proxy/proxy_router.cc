@@ -1,66 +1,36 @@
 #include "proxy/proxy_router.h"
 
-#include <sys/stat.h>
-
 #include "cache/protobuf.h"
 #include "config/log.h"
-#include "proxy/cache_manager.h"
-#include "proxy/cached_get.h"
-#include "proxy/cached_list.h"
-#include "proxy/cached_watch.h"
-#include "proxy/consistent_read.h"
-#include "proxy/forwarder.h"
-#include "proxy/list_options.h"
-#include "proxy/request_info.h"
-#include "proxy/response_form.h"
-#include "proxy/static_response.h"
-#include "proxy/upgrade_tunnel.h"
+#include "proxy/cache_feed/cache_manager.h"
+#include "proxy/handlers/cached_get.h"
+#include "proxy/handlers/cached_list.h"
+#include "proxy/handlers/cached_watch.h"
+#include "proxy/handlers/consistent_read.h"
+#include "proxy/handlers/forwarder.h"
+#include "proxy/handlers/upgrade_tunnel.h"
+#include "proxy/net/static_response.h"
+#include "proxy/request/list_options.h"
+#include "proxy/request/request_info.h"
+#include "proxy/request/response_form.h"
+#include "proxy/serving/get_plan.h"
+#include "proxy/serving/list_plan.h"
+#include "proxy/serving/watch_plan.h"
 
 namespace kcp::proxy {
 
-ProxyCredentials::ProxyCredentials(const config::UpstreamConfig& cfg, std::chrono::milliseconds recheck)
-    : token_(cfg.token), token_file_(cfg.token_file), recheck_(recheck) {}
-
-std::string ProxyCredentials::bearerToken() {
-  std::lock_guard lock(mu_);
-  if (token_file_.empty()) return token_;
-  const auto now = std::chrono::steady_clock::now();
-  if (now >= next_check_) {
-    next_check_ = now + recheck_;
-    struct stat st {};
-    if (stat(token_file_.c_str(), &st) == 0) {
-      const int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-      if (mtime != file_mtime_ns_) {
-        try {
-          std::string t = config::readFile(token_file_, "token file");
-          while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
-          token_ = std::move(t);
-          file_mtime_ns_ = mtime;
-          log::verbose(1, "read the upstream token file", {{"file", token_file_}});
-        } catch (const config::ConfigError& e) {
-          log::warning("cannot re-read the upstream token file; keeping the previous token", {{"error", e.what()}});
-        }
-      }
-    }
-  }
-  return token_;
-}
-
-void ProxyCredentials::authorize(RequestHead& head) {
-  if (const std::string token = bearerToken(); !token.empty()) head.headers.push_back({"authorization", "Bearer " + token});
-}
-
 ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX* proxy_ctx,
                          SSL_CTX* passthrough_ctx, ProxyCredentials& credentials,
-                         std::chrono::milliseconds dial_timeout, std::chrono::milliseconds keepalive,
-                         Metrics::Shard& metrics, CacheManager* cache,
-                         ConsistentReads consistent_reads, Auth auth)
+                         std::chrono::milliseconds dial_timeout,
+                         std::chrono::milliseconds keepalive, Metrics::Shard& metrics,
+                         CacheManager* cache, ConsistentReads consistent_reads, Auth auth)
     : base_(base),
       target_(target),
       proxy_ctx_(proxy_ctx),
       passthrough_ctx_(passthrough_ctx),
       dial_timeout_(dial_timeout),
-      as_proxy_(base, target, proxy_ctx, dial_timeout, keepalive, "proxy-identity", &metrics.upstream_connections),
+      as_proxy_(base, target, proxy_ctx, dial_timeout, keepalive, "proxy-identity",
+                &metrics.upstream_connections),
       as_client_(base, target, passthrough_ctx, dial_timeout, keepalive, "client-credentials",
                  &metrics.upstream_connections),
       credentials_(credentials),
@@ -71,10 +41,6 @@ ProxyRouter::ProxyRouter(event_base* base, const UpstreamTarget& target, SSL_CTX
 
 namespace {
 
-// Consistent LISTs answering less than this are forwarded (kube-apiserver
-// gzips only above it, too: below, a response is cheap).
-constexpr size_t kSmallConsistentList = 128 << 10;
-
 bool prefersProtobuf(const RequestHead& head) {
   const std::string* accept = head.header("accept");
   return accept != nullptr && accept->starts_with(cache::protobuf::kContentType);
@@ -82,39 +48,9 @@ bool prefersProtobuf(const RequestHead& head) {
 
 }  // namespace
 
-Identity ProxyRouter::identify(const RequestHead& head, const PeerInfo& peer) const {
-  Identity who;
-  // The cleartext listener is loopback only (a sidecar's): it acts as the proxy.
-  if (!peer.tls || !auth_.delegate) return who;
-  if (const std::string* authorization = head.header("authorization")) {
-    if (authorization->size() > 7 && authorization->starts_with("Bearer ")) {
-      who.kind = Identity::Kind::kToken;
-      who.token = authorization->substr(7);
-    } else {
-      who.kind = Identity::Kind::kOwnCredentials;
-    }
-    return who;
-  }
-  if (!peer.cert_user.empty()) {
-    who.kind = Identity::Kind::kUser;
-    who.user.name = peer.cert_user;
-    who.user.groups = peer.cert_groups;
-    who.user.groups.push_back("system:authenticated");
-    return who;
-  }
-  if (auth_.anonymous) {
-    who.kind = Identity::Kind::kUser;
-    who.user.name = "system:anonymous";
-    who.user.groups = {"system:unauthenticated"};
-    return who;
-  }
-  who.kind = Identity::Kind::kUnauthenticated;
-  return who;
-}
-
 RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& stream) {
   RequestInfo info = parseRequestInfo(head.method, head.path);
-  Identity who = identify(head, stream.peer());
+  Identity who = identify(head, stream.peer(), {auth_.delegate, auth_.anonymous});
   if (who.kind == Identity::Kind::kUnauthenticated) {
     return StaticResponse::sendStatus(stream, unauthorizedStatus(), prefersProtobuf(head));
   }
@@ -124,9 +60,10 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
   // such a query differently, e.g. without the metadata.name selector's name).
   const auto q = head.path.find('?');
   const bool cacheable = cache_ != nullptr && info.is_resource_request &&
-                         (info.verb == "list" || info.verb == "get" || info.verb == "watch") && head.method == "GET" &&
-                         info.subresource.empty() &&
-                         (info.verb == "get" || parseListOptions(q == std::string::npos ? "" : head.path.substr(q + 1)));
+                         (info.verb == "list" || info.verb == "get" || info.verb == "watch") &&
+                         head.method == "GET" && info.subresource.empty() &&
+                         (info.verb == "get" ||
+                          parseListOptions(q == std::string::npos ? "" : head.path.substr(q + 1)));
   if (cacheable && who.kind == Identity::Kind::kProxy && !impersonation.present) {
     // The proxy may read what it caches, and that is all such a request could do upstream.
     info.user = "kube-cache-proxy (its own identity)";
@@ -134,16 +71,21 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
     return forward(head, std::move(info), stream);
   }
   // Other users' reads are served from the JSON store's resources only.
-  const bool cached = cacheable && cache_->find(info.api_group, info.api_version, info.resource).json != nullptr;
-  if (cacheable && !cached) cache_->requestCaching(info.api_group, info.resource, cache::Encoding::kJson);
-  const bool certificate_user = who.kind == Identity::Kind::kUser && who.user.name != "system:anonymous";
+  const bool cached =
+      cacheable && cache_->find(info.api_group, info.api_version, info.resource).json != nullptr;
+  if (cacheable && !cached)
+    cache_->requestCaching(info.api_group, info.resource, cache::Encoding::kJson);
+  const bool certificate_user =
+      who.kind == Identity::Kind::kUser && who.user.name != "system:anonymous";
   if (certificate_user && impersonation.present) {
     // kube-apiserver sees a certificate user's requests as the proxy's, so
     // only the proxy can check whom this user may impersonate: every request.
-    if (impersonation.invalid) return StaticResponse::sendStatus(stream, *impersonation.invalid, prefersProtobuf(head));
+    if (impersonation.invalid)
+      return StaticResponse::sendStatus(stream, *impersonation.invalid, prefersProtobuf(head));
     AuthorizedRequest::Checks checks{std::move(who), impersonation.wanted, true, cached};
     return std::make_unique<AuthorizedRequest>(
-        as_proxy_, credentials_, *auth_.cache, std::move(checks), info, prefersProtobuf(head), stream,
+        as_proxy_, credentials_, *auth_.cache, std::move(checks), info, prefersProtobuf(head),
+        stream,
         [this, head, info, cached, &stream](bool allowed, const UserInfo& as) -> RequestHandlerPtr {
           RequestInfo as_user = info;
           as_user.user = as.name;
@@ -176,41 +118,49 @@ RequestHandlerPtr ProxyRouter::route(const RequestHead& head, DownstreamStream& 
       });
 }
 
-RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, DownstreamStream& stream) {
+RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info,
+                                         DownstreamStream& stream) {
   // Each encoding has its own store; a resource found to have no protobuf
   // form (custom resources: their JSON store lists with sorted keys) is
   // answered in JSON, as kube-apiserver does, but for metadata only, which
   // kube-apiserver writes typed, in protobuf too (made from the JSON store).
   const auto found = cache_->find(info.api_group, info.api_version, info.resource);
   const bool custom = found.json && found.json->reflector->sortedListKeys();
-  const auto form =
-      cacheResponseForm(head, info.verb, !custom && (!found.protobuf || !found.protobuf->reflector->unsupported()));
+  const auto form = cacheResponseForm(
+      head, info.verb, !custom && (!found.protobuf || !found.protobuf->reflector->unsupported()));
   if (!form) return nullptr;
-  const bool from_json = form->encoding == cache::Encoding::kJson || (custom && form->metadata_only);
+  const bool from_json =
+      form->encoding == cache::Encoding::kJson || (custom && form->metadata_only);
   const auto& cached = from_json ? found.json : found.protobuf;
   if (!cached) {
-    cache_->requestCaching(info.api_group, info.resource, from_json ? cache::Encoding::kJson : cache::Encoding::kProtobuf);
+    cache_->requestCaching(info.api_group, info.resource,
+                           from_json ? cache::Encoding::kJson : cache::Encoding::kProtobuf);
     return nullptr;
   }
   if (!cached->namespaced && !info.namespace_.empty()) return nullptr;
   return fromCache(head, info, *form, cached, stream);
 }
 
-RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info, ResponseForm form,
-                                         const std::shared_ptr<const CachedResource>& cached, DownstreamStream& stream) {
+RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestInfo& info,
+                                         ResponseForm form,
+                                         const std::shared_ptr<const CachedResource>& cached,
+                                         DownstreamStream& stream) {
   const bool protobuf = form.encoding == cache::Encoding::kProtobuf;
   const auto q = head.path.find('?');
-  const std::string_view query = q == std::string::npos ? "" : std::string_view(head.path).substr(q + 1);
+  const std::string_view query =
+      q == std::string::npos ? "" : std::string_view(head.path).substr(q + 1);
   if (info.verb == "get") {
     if (cached->namespaced == info.namespace_.empty()) return nullptr;
     bool consistent;
-    const auto min_rv = cachedGetMinResourceVersion(query, &consistent);
-    auto serve = [this, cached, head, info, form, protobuf, &stream](uint64_t rv) -> RequestHandlerPtr {
+    const auto min_rv = getMinResourceVersion(query, &consistent);
+    auto serve = [this, cached, head, info, form, protobuf,
+                  &stream](uint64_t rv) -> RequestHandlerPtr {
       auto snapshot = cached->store->current();
       if (snapshot->resource_version < rv) return nullptr;
       // kube-apiserver writes a metadata-only GET's NotFound pretty-printed,
       // and a protobuf one in protobuf: those are left to it.
-      if ((form.metadata_only || protobuf) && !snapshot->objects.find(cache::objectKey(info.namespace_, info.name))) {
+      if ((form.metadata_only || protobuf) &&
+          !snapshot->objects.find(cache::objectKey(info.namespace_, info.name))) {
         return nullptr;
       }
       return std::make_unique<CachedGet>(*cached, snapshot, form, head, info, stream, metrics_);
@@ -227,63 +177,58 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
     // reflector keeps one), and a 410 ERROR event is left to it.
     const auto servable = [protobuf, cached](const WatchPlan& plan) {
       // (A custom resource's metadata-only bookmarks need no template.)
-      return !protobuf || (plan.expired == 0 && (!plan.bookmarks || cached->reflector->bookmarkTemplate() ||
-                                                 cached->encoding == cache::Encoding::kJson));
+      return !protobuf ||
+             (plan.expired == 0 && (!plan.bookmarks || cached->reflector->bookmarkTemplate() ||
+                                    cached->encoding == cache::Encoding::kJson));
     };
     auto plan = planWatch(*cached, info, *options, 0, &consistent);
     if (!plan || !servable(*plan)) return nullptr;
-    auto serve = [this, cached, head, info, form, servable, options = *options, &stream](uint64_t rv) -> RequestHandlerPtr {
+    auto serve = [this, cached, head, info, form, servable, options = *options,
+                  &stream](uint64_t rv) -> RequestHandlerPtr {
       bool ignored;
       auto plan = planWatch(*cached, info, options, rv, &ignored);
       if (!plan || !servable(*plan)) return nullptr;
-      return std::make_unique<CachedWatch>(*cached, std::move(*plan), form, feed(*cached->store), base_, head, info,
-                                           stream, metrics_);
+      return std::make_unique<CachedWatch>(*cached, std::move(*plan), form, feed(*cached->store),
+                                           base_, head, info, stream, metrics_);
     };
     return consistent ? consistentRead(cached, std::move(serve), head, info, stream) : serve(0);
   }
-  const bool consistent =
-      options->resource_version.empty() && options->resource_version_match.empty() && options->continue_token.empty();
-  if (!consistent) {
+  if (!isConsistentList(*options)) {
     auto plan = planList(*cached, info, *options);
-    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), form, head, info, stream, metrics_) : nullptr;
+    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), form, head, info, stream,
+                                               metrics_)
+                : nullptr;
   }
-  // A consistent read: served as "not older than" kube-apiserver's current
-  // resourceVersion, once the cache has reached it. While the cache is
-  // current, a small answer is forwarded instead: kube-apiserver serves it
-  // from its own watch cache at about the cost of the probe that serving it
-  // from ours takes, and without the wait for a bookmark when its
-  // resourceVersion has moved on. (A stale cache may mean kube-apiserver is
-  // out of reach: then the probe's failure lets --max-staleness decide.)
-  ListOptions at_least = *options;
-  at_least.resource_version_match = "NotOlderThan";
-  at_least.resource_version = std::string(1, '1');  // (not a literal: GCC 12 warns falsely on that assignment)
-  const auto probe_plan = planList(*cached, info, at_least);
-  if (!probe_plan) return nullptr;
-  if (cached->staleness(std::chrono::steady_clock::now()).count() == 0 &&
-      answerSmallerThan(*probe_plan, kSmallConsistentList)) {
-    return nullptr;
-  }
-  auto serve = [this, cached, head, info, form, at_least, &stream](uint64_t rv) mutable -> RequestHandlerPtr {
+  auto consistent =
+      consistentListOptions(*cached, info, *options, std::chrono::steady_clock::now());
+  if (!consistent) return nullptr;
+  auto serve = [this, cached, head, info, form, at_least = std::move(*consistent),
+                &stream](uint64_t rv) mutable -> RequestHandlerPtr {
     at_least.resource_version = std::to_string(rv);
     auto plan = planList(*cached, info, at_least);
-    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), form, head, info, stream, metrics_) : nullptr;
+    return plan ? std::make_unique<CachedList>(*cached, std::move(*plan), form, head, info, stream,
+                                               metrics_)
+                : nullptr;
   };
   return consistentRead(cached, std::move(serve), head, info, stream);
 }
 
 RequestHandlerPtr ProxyRouter::consistentRead(const std::shared_ptr<const CachedResource>& cached,
-                                              std::function<RequestHandlerPtr(uint64_t rv)> serve, const RequestHead& head,
-                                              const RequestInfo& info, DownstreamStream& stream) {
-  if (!ConsistentRead::worthTrying(*cached)) return nullptr;
+                                              std::function<RequestHandlerPtr(uint64_t rv)> serve,
+                                              const RequestHead& head, const RequestInfo& info,
+                                              DownstreamStream& stream) {
+  if (!cached->consistentReadsWorthTrying(std::chrono::steady_clock::now())) return nullptr;
   RequestHead probe;
   probe.method = "GET";
   probe.path = cached->path + "?limit=1";
   probe.end_stream = true;
-  probe.headers = {{"accept", "application/json"}, {"user-agent", "kube-cache-proxy/consistent-read"}};
+  probe.headers = {{"accept", "application/json"},
+                   {"user-agent", "kube-cache-proxy/consistent-read"}};
   credentials_.authorize(probe);
   auto fwd = [this, head, info, &stream] { return forward(head, info, stream); };
-  return std::make_unique<ConsistentRead>(base_, as_proxy_, std::move(probe), *cached, consistent_reads_.wait,
-                                          consistent_reads_.max_staleness, std::move(serve), std::move(fwd));
+  return std::make_unique<ConsistentRead>(base_, as_proxy_, std::move(probe), *cached,
+                                          consistent_reads_.wait, consistent_reads_.max_staleness,
+                                          std::move(serve), std::move(fwd));
 }
 
 WatchFeed& ProxyRouter::feed(cache::Store& store) {
@@ -292,11 +237,11 @@ WatchFeed& ProxyRouter::feed(cache::Store& store) {
   return *f;
 }
 
-RequestHandlerPtr ProxyRouter::forward(const RequestHead& head, RequestInfo info, DownstreamStream& stream,
-                                       const UserInfo* as) {
+RequestHandlerPtr ProxyRouter::forward(const RequestHead& head, RequestInfo info,
+                                       DownstreamStream& stream, const UserInfo* as) {
   RequestHead up = head;
   std::erase_if(up.headers, [](const Header& h) { return isHopByHop(h.name); });
-  const Identity who = identify(head, stream.peer());
+  const Identity who = identify(head, stream.peer(), {auth_.delegate, auth_.anonymous});
   // Credentials of the client's own go through on a connection without the
   // proxy's client certificate (kube-apiserver would otherwise authenticate
   // the certificate first and ignore the token); so does an anonymous
@@ -305,22 +250,26 @@ RequestHandlerPtr ProxyRouter::forward(const RequestHead& head, RequestInfo info
   // (trust-local, the cleartext listener: the client *is* the proxy, so its
   // Impersonate-* headers go up as sent), or impersonating a certificate's
   // user, or the user that certificate user was allowed to impersonate.
-  const bool as_client = as == nullptr && (who.kind == Identity::Kind::kToken ||
-                                           who.kind == Identity::Kind::kOwnCredentials ||
-                                           (who.kind == Identity::Kind::kUser && who.user.name == "system:anonymous"));
+  const bool as_client =
+      as == nullptr &&
+      (who.kind == Identity::Kind::kToken || who.kind == Identity::Kind::kOwnCredentials ||
+       (who.kind == Identity::Kind::kUser && who.user.name == "system:anonymous"));
   UpstreamPool* pool = &as_client_;
   if (!as_client) {
     pool = &as_proxy_;
     std::erase_if(up.headers, [&](const Header& h) {
-      return h.name == "authorization" || (who.kind != Identity::Kind::kProxy && isImpersonationHeader(h.name));
+      return h.name == "authorization" ||
+             (who.kind != Identity::Kind::kProxy && isImpersonationHeader(h.name));
     });
     credentials_.authorize(up);
     if (as != nullptr || who.kind == Identity::Kind::kUser) {
-      for (auto& h : impersonationHeadersFor(as != nullptr ? *as : who.user)) up.headers.push_back(std::move(h));
+      for (auto& h : impersonationHeadersFor(as != nullptr ? *as : who.user))
+        up.headers.push_back(std::move(h));
     }
   }
   if (!up.upgrade.empty()) {
-    return std::make_unique<UpgradeTunnel>(base_, target_, as_client ? passthrough_ctx_ : proxy_ctx_, dial_timeout_,
+    return std::make_unique<UpgradeTunnel>(base_, target_,
+                                           as_client ? passthrough_ctx_ : proxy_ctx_, dial_timeout_,
                                            up, info, stream, metrics_);
   }
   return std::make_unique<Forwarder>(std::move(up), std::move(info), stream, *pool, metrics_);

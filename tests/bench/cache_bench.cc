@@ -23,7 +23,9 @@ using Clock = std::chrono::steady_clock;
 
 // Bytes the allocator has handed out and not had back: what the objects
 // really cost, without the pages a freed-and-reused heap keeps resident.
-long heapBytes() { return long(mallinfo2().uordblks); }
+long heapBytes() {
+  return long(mallinfo2().uordblks);
+}
 
 long rssBytes() {
   long pages_total = 0, pages_rss = 0;
@@ -34,7 +36,8 @@ long rssBytes() {
 // A configmap as kube-apiserver writes it in a watch event, ~`size` bytes.
 std::string configmap(int i, uint64_t rv, size_t size, std::mt19937& rnd) {
   std::string data;
-  static const char* words[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"};
+  static const char* words[] = {"alpha", "bravo",   "charlie", "delta",
+                                "echo",  "foxtrot", "golf",    "hotel"};
   while (data.size() < size) {
     data += words[rnd() % 8];
     data += rnd() % 5 == 0 ? "\\n" : " ";
@@ -61,7 +64,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> events;
   events.reserve(size_t(n));
   uint64_t rv = 1;
-  for (int i = 0; i < n; ++i) events.push_back(R"({"type":"ADDED","object":)" + configmap(i, ++rv, size, rnd) + "}");
+  for (int i = 0; i < n; ++i)
+    events.push_back(R"({"type":"ADDED","object":)" + configmap(i, ++rv, size, rnd) + "}");
   size_t json_bytes = 0;
   const long rss_before = rssBytes(), heap_before = heapBytes();
   std::string error;
@@ -84,7 +88,8 @@ int main(int argc, char** argv) {
   const int updates = 200000;
   std::vector<std::string> mods;
   for (int k = 0; k < 2000; ++k) {
-    mods.push_back(R"({"type":"MODIFIED","object":)" + configmap(int(rnd() % unsigned(n)), 0, size, rnd) + "}");
+    mods.push_back(R"({"type":"MODIFIED","object":)" +
+                   configmap(int(rnd() % unsigned(n)), 0, size, rnd) + "}");
   }
   const auto t0 = Clock::now();
   for (int k = 0; k < updates; ++k) {
@@ -106,11 +111,14 @@ int main(int argc, char** argv) {
   const auto t1 = Clock::now();
   size_t sink = 0;
   for (int k = 0; k < 1000000; ++k) sink += store.current()->objects.size();
-  const double snapshot_ns = std::chrono::duration<double, std::nano>(Clock::now() - t1).count() / 1e6;
+  const double snapshot_ns =
+      std::chrono::duration<double, std::nano>(Clock::now() - t1).count() / 1e6;
 
   std::printf(
-      "{\"objects\":%d,\"object_json_bytes\":%.0f,\"events_per_second\":%.0f,\"rss_per_object_bytes\":%.0f,"
-      "\"rss_over_json\":%.2f,\"heap_per_object_bytes\":%.0f,\"heap_over_json\":%.2f,\"snapshot_ns\":%.1f,"
+      "{\"objects\":%d,\"object_json_bytes\":%.0f,\"events_per_second\":%.0f,\"rss_per_object_"
+      "bytes\":%.0f,"
+      "\"rss_over_json\":%.2f,\"heap_per_object_bytes\":%.0f,\"heap_over_json\":%.2f,\"snapshot_"
+      "ns\":%.1f,"
       "\"check\":%zu}\n",
       n, double(json_bytes) / n, updates / seconds, double(rss_after - rss_before) / n,
       double(rss_after - rss_before) / double(json_bytes), double(heap_after - heap_before) / n,

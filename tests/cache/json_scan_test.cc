@@ -20,9 +20,11 @@ TEST_CASE("LIST bodies: items are exact byte spans; list metadata is read", "[ca
   CHECK(page->continue_token == "eyJ2Ijo");
   CHECK(page->remaining_item_count == 41);
   REQUIRE(page->items.size() == 2);
-  CHECK(page->items[0] ==
-        R"({"metadata":{"name":"probe","namespace":"team-a","resourceVersion":"17293","managedFields":[{"fieldsV1":{"f:data":{".":{},"f:a":{}}}}]},"data":{"a":"b"}})");
-  CHECK(page->items[1] == R"({"metadata":{"name":"w1","namespace":"team-a","resourceVersion":"6143"}})");
+  CHECK(
+      page->items[0] ==
+      R"({"metadata":{"name":"probe","namespace":"team-a","resourceVersion":"17293","managedFields":[{"fieldsV1":{"f:data":{".":{},"f:a":{}}}}]},"data":{"a":"b"}})");
+  CHECK(page->items[1] ==
+        R"({"metadata":{"name":"w1","namespace":"team-a","resourceVersion":"6143"}})");
   CHECK(page->items[0].data() >= body.data());  // spans into the body, not copies
 }
 
@@ -34,10 +36,14 @@ TEST_CASE("LIST bodies: custom resources (sorted keys), empty lists, garbage", "
   REQUIRE(cr);
   CHECK(cr->kind == "WidgetList");
   REQUIRE(cr->items.size() == 1);
-  CHECK(cr->items[0] == R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"a"},"spec":{"items":[1,{"x":[]}]}})");
+  CHECK(
+      cr->items[0] ==
+      R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"a"},"spec":{"items":[1,{"x":[]}]}})");
   CHECK_FALSE(cr->remaining_item_count);
 
-  const auto empty = scanJsonList(R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"5"},"items":null})", &error);
+  const auto empty = scanJsonList(
+      R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"5"},"items":null})",
+      &error);
   REQUIRE(empty);
   CHECK(empty->items.empty());
   CHECK(empty->resource_version == "5");
@@ -59,7 +65,9 @@ TEST_CASE("watch events: type and object span", "[cache]") {
   const auto e = scanJsonWatchEvent(line, &error);
   REQUIRE(e);
   CHECK(e->type == "ADDED");
-  CHECK(e->object == R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"probe","resourceVersion":"17293"},"data":{"a":"b"}})");
+  CHECK(
+      e->object ==
+      R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"probe","resourceVersion":"17293"},"data":{"a":"b"}})");
   const auto bookmark = scanJsonWatchEvent(
       R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"12","annotations":{"k8s.io/initial-events-end":"true"}}}})",
       &error);
@@ -70,12 +78,14 @@ TEST_CASE("watch events: type and object span", "[cache]") {
 }
 
 TEST_CASE("type meta: a GET/watch object becomes its list-item form and back", "[cache]") {
-  const std::string get = R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"probe"},"data":{"a":"b"}})";
+  const std::string get =
+      R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"probe"},"data":{"a":"b"}})";
   const auto item = stripTypeMeta(get, "ConfigMap", "v1");
   REQUIRE(item);
   CHECK(*item == R"({"metadata":{"name":"probe"},"data":{"a":"b"}})");
   CHECK(typeMetaPrefix("ConfigMap", "v1") + item->substr(1) == get);
-  CHECK_FALSE(stripTypeMeta(R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{}})", "Widget", "example.com/v1"));
+  CHECK_FALSE(stripTypeMeta(R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{}})",
+                            "Widget", "example.com/v1"));
   CHECK_FALSE(stripTypeMeta(get, "Secret", "v1"));
 }
 
@@ -85,9 +95,10 @@ TEST_CASE("an object's metadata.resourceVersion is rewritten in place, nothing e
   const std::string cr =
       R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"labels":{"resourceVersion":"7"},)"
       R"("name":"w","resourceVersion":"7"},"spec":{"resourceVersion":"7"}})";
-  CHECK(withResourceVersion(cr, 1234) ==
-        R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"labels":{"resourceVersion":"7"},)"
-        R"("name":"w","resourceVersion":"1234"},"spec":{"resourceVersion":"7"}})");
+  CHECK(
+      withResourceVersion(cr, 1234) ==
+      R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"labels":{"resourceVersion":"7"},)"
+      R"("name":"w","resourceVersion":"1234"},"spec":{"resourceVersion":"7"}})");
   CHECK(withResourceVersion(R"({"metadata":{"name":"a","resourceVersion":"99"}})", 5) ==
         R"({"metadata":{"name":"a","resourceVersion":"5"}})");
   CHECK_FALSE(withResourceVersion(R"({"metadata":{"name":"a"}})", 5));

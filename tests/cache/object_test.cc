@@ -22,8 +22,9 @@ TEST_CASE("objects keep their bytes and expose key, uid, resourceVersion, labels
 }
 
 TEST_CASE("name and namespace view the key, in copies too", "[cache]") {
-  auto original = parseJsonObject(R"({"metadata":{"name":"a-long-object-name","namespace":"ns","resourceVersion":"3"}})",
-                                  nullptr);
+  auto original = parseJsonObject(
+      R"({"metadata":{"name":"a-long-object-name","namespace":"ns","resourceVersion":"3"}})",
+      nullptr);
   REQUIRE(original);
   CHECK(original->namespace_ == "ns");
   CHECK(original->name == "a-long-object-name");
@@ -41,8 +42,10 @@ TEST_CASE("name and namespace view the key, in copies too", "[cache]") {
 }
 
 TEST_CASE("labels: sorted, found by key, empty keys and values kept", "[cache]") {
-  const kcp::cache::Labels labels{{"z", "1"}, {"", "empty-key"}, {"example.com/tier", ""}, {"a", "2"}};
-  CHECK(labels.pairs() == kcp::cache::Labels::Pairs{{"", "empty-key"}, {"a", "2"}, {"example.com/tier", ""}, {"z", "1"}});
+  const kcp::cache::Labels labels{
+      {"z", "1"}, {"", "empty-key"}, {"example.com/tier", ""}, {"a", "2"}};
+  CHECK(labels.pairs() == kcp::cache::Labels::Pairs{
+                              {"", "empty-key"}, {"a", "2"}, {"example.com/tier", ""}, {"z", "1"}});
   CHECK(labels.find("a") == "2");
   CHECK(labels.find("example.com/tier") == "");
   CHECK(labels.find("") == "empty-key");
@@ -89,14 +92,16 @@ TEST_CASE("resourceVersions are canonical decimal uint64", "[cache]") {
   CHECK_FALSE(parseResourceVersion("007", v));
 }
 
-TEST_CASE("selectable fields are read once, formatted as kube-apiserver's GetAttrs does", "[cache]") {
+TEST_CASE("selectable fields are read once, formatted as kube-apiserver's GetAttrs does",
+          "[cache]") {
   const auto& pods = kcp::cache::selectableFields("", "pods", true);
   const auto pod = parseJsonObject(
       R"({"metadata":{"name":"p","namespace":"ns","resourceVersion":"3"},"spec":{"nodeName":"n1","hostNetwork":true},)"
       R"("status":{"phase":"Running","podIP":"10.0.0.9","podIPs":[{"ip":"10.0.0.1"},{"ip":"fd00::1"}]}})",
       nullptr, pods.fields);
   REQUIRE(pod);
-  const auto value = [&](const kcp::cache::ResourceFields& r, const kcp::cache::ObjectPtr& o, std::string label) {
+  const auto value = [&](const kcp::cache::ResourceFields& r, const kcp::cache::ObjectPtr& o,
+                         std::string label) {
     for (size_t i = 0; i < r.fields.size(); ++i) {
       if (r.fields[i].label == label) return o->fields[i];
     }
@@ -116,10 +121,12 @@ TEST_CASE("selectable fields are read once, formatted as kube-apiserver's GetAtt
       nullptr, events.fields);
   REQUIRE(event);
   CHECK(value(events, event, "involvedObject.kind") == "Pod");
-  CHECK(value(events, event, "source") == "kubelet");  // reportingComponent when source.component is empty
+  CHECK(value(events, event, "source") ==
+        "kubelet");  // reportingComponent when source.component is empty
   const auto& rcs = kcp::cache::selectableFields("", "replicationcontrollers", true);
-  const auto rc = parseJsonObject(R"({"metadata":{"name":"r","namespace":"ns","resourceVersion":"5"},"status":{}})",
-                                  nullptr, rcs.fields);
+  const auto rc = parseJsonObject(
+      R"({"metadata":{"name":"r","namespace":"ns","resourceVersion":"5"},"status":{}})", nullptr,
+      rcs.fields);
   CHECK(value(rcs, rc, "status.replicas") == "0");
   CHECK_FALSE(kcp::cache::selectableFields("", "nodes", false).namespace_selectable);
   CHECK(kcp::cache::selectableFields("example.com", "widgets", true).namespace_selectable);

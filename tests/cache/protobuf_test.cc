@@ -45,8 +45,8 @@ std::string object(const std::string& meta, std::string_view spec = "spec-bytes"
 }  // namespace
 
 TEST_CASE("protobuf varints round-trip at every size", "[protobuf]") {
-  for (const uint64_t v : {uint64_t(0), uint64_t(1), uint64_t(127), uint64_t(128), uint64_t(300), uint64_t(1) << 35,
-                           ~uint64_t(0)}) {
+  for (const uint64_t v : {uint64_t(0), uint64_t(1), uint64_t(127), uint64_t(128), uint64_t(300),
+                           uint64_t(1) << 35, ~uint64_t(0)}) {
     std::string m;
     m += char(5 << 3);
     pb::appendVarint(m, v);
@@ -98,25 +98,33 @@ TEST_CASE("a protobuf object's metadata is read from its ObjectMeta", "[protobuf
   CHECK_FALSE(pb::parseObject(object(objectMeta("a", "prod", "01")), &error));
 }
 
-TEST_CASE("a bookmark is the template with its resourceVersion and annotation, in gogo's field order", "[protobuf]") {
+TEST_CASE(
+    "a bookmark is the template with its resourceVersion and annotation, in gogo's field order",
+    "[protobuf]") {
   const std::string empty = object(objectMeta("", "", "5"), "");
   const auto moved = pb::withResourceVersion(empty, 987654);
   REQUIRE(moved);
   CHECK(*moved == object(objectMeta("", "", "987654"), ""));
   CHECK(pb::resourceVersion(*moved) == 987654u);
-  const auto end = pb::withResourceVersion(empty, 42, std::pair<std::string_view, std::string_view>("k8s.io/initial-events-end", "true"));
+  const auto end = pb::withResourceVersion(
+      empty, 42,
+      std::pair<std::string_view, std::string_view>("k8s.io/initial-events-end", "true"));
   REQUIRE(end);
   CHECK(*end == object(objectMeta("", "", "42", {}, {{"k8s.io/initial-events-end", "true"}}), ""));
   // Among other annotations, by key.
-  const std::string annotated = object(objectMeta("a", "ns", "7", {{"l", "1"}}, {{"a", "1"}, {"z", "2"}}));
-  const auto inserted = pb::withResourceVersion(annotated, 8, std::pair<std::string_view, std::string_view>("m", "x"));
+  const std::string annotated =
+      object(objectMeta("a", "ns", "7", {{"l", "1"}}, {{"a", "1"}, {"z", "2"}}));
+  const auto inserted = pb::withResourceVersion(
+      annotated, 8, std::pair<std::string_view, std::string_view>("m", "x"));
   REQUIRE(inserted);
-  CHECK(*inserted == object(objectMeta("a", "ns", "8", {{"l", "1"}}, {{"a", "1"}, {"m", "x"}, {"z", "2"}})));
+  CHECK(*inserted ==
+        object(objectMeta("a", "ns", "8", {{"l", "1"}}, {{"a", "1"}, {"m", "x"}, {"z", "2"}})));
   CHECK_FALSE(pb::withResourceVersion("not protobuf", 1));
 }
 
 TEST_CASE("a protobuf LIST is its envelope, ListMeta and items, and reads back", "[protobuf]") {
-  const std::vector<std::string> items = {object(objectMeta("a", "ns", "10")), object(objectMeta("b", "ns", "11"))};
+  const std::vector<std::string> items = {object(objectMeta("a", "ns", "10")),
+                                          object(objectMeta("b", "ns", "11"))};
   size_t items_size = 0;
   std::string body_items;
   for (const auto& i : items) {
@@ -129,7 +137,8 @@ TEST_CASE("a protobuf LIST is its envelope, ListMeta and items, and reads back",
   REQUIRE(envelope);
   CHECK(envelope->api_version == "v1");
   CHECK(envelope->kind == "PodList");
-  CHECK(envelope->raw.data() + envelope->raw.size() + pb::kEnvelopeTail.size() == body.data() + body.size());
+  CHECK(envelope->raw.data() + envelope->raw.size() + pb::kEnvelopeTail.size() ==
+        body.data() + body.size());
   std::string error;
   const auto page = pb::scanList(envelope->raw, &error);
   REQUIRE(page);
@@ -140,10 +149,12 @@ TEST_CASE("a protobuf LIST is its envelope, ListMeta and items, and reads back",
   CHECK(page->items[1] == items[1]);
 }
 
-TEST_CASE("a protobuf watch frame is its length and a WatchEvent around the enveloped object", "[protobuf]") {
+TEST_CASE("a protobuf watch frame is its length and a WatchEvent around the enveloped object",
+          "[protobuf]") {
   const std::string obj = object(objectMeta("a", "ns", "10"));
   const std::string frame =
-      kcp::encoder::protobufWatchEventHead("MODIFIED", "v1", "Pod", obj.size()) + obj + std::string(pb::kEnvelopeTail);
+      kcp::encoder::protobufWatchEventHead("MODIFIED", "v1", "Pod", obj.size()) + obj +
+      std::string(pb::kEnvelopeTail);
   const auto* p = reinterpret_cast<const uint8_t*>(frame.data());
   const size_t length = size_t(p[0]) << 24 | size_t(p[1]) << 16 | size_t(p[2]) << 8 | p[3];
   CHECK(length == frame.size() - 4);
@@ -160,7 +171,12 @@ TEST_CASE("a protobuf watch frame is its length and a WatchEvent around the enve
 TEST_CASE("a damaged ListMeta or RawExtension is refused, not read in part", "[protobuf]") {
   std::string error;
   std::string list;
-  pb::appendBytesField(list, 1, std::string("\x12\x02" "12" "\x1a\x09" "cut", 9));  // continue runs past ListMeta's end
+  pb::appendBytesField(list, 1,
+                       std::string("\x12\x02"
+                                   "12"
+                                   "\x1a\x09"
+                                   "cut",
+                                   9));  // continue runs past ListMeta's end
   pb::appendBytesField(list, 2, object(objectMeta("a", "ns", "10")));
   CHECK_FALSE(pb::scanList(list, &error));
   CHECK(error == "malformed protobuf ListMeta");
@@ -176,7 +192,8 @@ TEST_CASE("a damaged ListMeta or RawExtension is refused, not read in part", "[p
 
 TEST_CASE("a protobuf object's selectable fields are read by their field numbers", "[protobuf]") {
   const auto fields = kcp::cache::selectableFields("", "pods", true).fields;
-  // PodSpec {3: restartPolicy, 10: nodeName, 11: hostNetwork}, PodStatus {1: phase, 12: podIPs [{1: ip}]}.
+  // PodSpec {3: restartPolicy, 10: nodeName, 11: hostNetwork}, PodStatus {1: phase, 12: podIPs [{1:
+  // ip}]}.
   std::string spec, status, ip1, ip2;
   pb::appendBytesField(spec, 3, "Always");
   pb::appendBytesField(spec, 10, "node-1");
@@ -224,7 +241,8 @@ TEST_CASE("a protobuf object's selectable fields are read by their field numbers
   const auto job_fields = kcp::cache::selectableFields("batch", "jobs", true).fields;
   std::string job_status, job;
   job_status += char(5 << 3);
-  pb::appendVarint(job_status, uint64_t(int64_t(-1)));  // gogo writes negative int32s as 10-byte varints
+  pb::appendVarint(job_status,
+                   uint64_t(int64_t(-1)));  // gogo writes negative int32s as 10-byte varints
   pb::appendBytesField(job, 1, objectMeta("j", "ns", "4"));
   pb::appendBytesField(job, 3, job_status);
   const auto j = pb::parseObject(job, &error, job_fields);

@@ -56,21 +56,26 @@ class FakeTransport : public ReflectorTransport {
 };
 
 std::string item(const std::string& name, int rv, const std::string& data = "v") {
-  return R"({"metadata":{"name":")" + name + R"(","namespace":"ns","resourceVersion":")" + std::to_string(rv) +
-         R"("},"data":{"k":")" + data + R"("}})";
+  return R"({"metadata":{"name":")" + name + R"(","namespace":"ns","resourceVersion":")" +
+         std::to_string(rv) + R"("},"data":{"k":")" + data + R"("}})";
 }
 std::string page(const std::vector<std::string>& items, int rv, const std::string& cont = "") {
-  std::string body = R"({"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":")" +
-                     std::to_string(rv) + R"(")" + (cont.empty() ? "" : R"(,"continue":")" + cont + "\"") + R"(},"items":[)";
+  std::string body =
+      R"({"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":")" +
+      std::to_string(rv) + R"(")" + (cont.empty() ? "" : R"(,"continue":")" + cont + "\"") +
+      R"(},"items":[)";
   for (size_t i = 0; i < items.size(); ++i) body += (i ? "," : "") + items[i];
   return body + "]}";
 }
-std::string event(const std::string& type, const std::string& name, int rv, const std::string& data = "v") {
-  return R"({"type":")" + type + R"(","object":{"kind":"ConfigMap","apiVersion":"v1",)" + item(name, rv, data).substr(1) + "}";
+std::string event(const std::string& type, const std::string& name, int rv,
+                  const std::string& data = "v") {
+  return R"({"type":")" + type + R"(","object":{"kind":"ConfigMap","apiVersion":"v1",)" +
+         item(name, rv, data).substr(1) + "}";
 }
 std::map<std::string, uint64_t> contents(Store& s) {
   std::map<std::string, uint64_t> m;
-  for (auto c = s.current()->objects.lowerBound(); c.valid(); c.next()) m[c.object()->key] = c.object()->resource_version;
+  for (auto c = s.current()->objects.lowerBound(); c.valid(); c.next())
+    m[c.object()->key] = c.object()->resource_version;
   return m;
 }
 
@@ -87,21 +92,26 @@ TEST_CASE("reflector: paged LIST, then WATCH with bookmarks, resume and relist",
   CHECK_FALSE(r.synced());
   t.answer(200, page({item("c", 12)}, 100));
   CHECK(r.synced());
-  CHECK(contents(store) == std::map<std::string, uint64_t>{{"ns/a", 10}, {"ns/b", 11}, {"ns/c", 12}});
-  REQUIRE(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=100");
+  CHECK(contents(store) ==
+        std::map<std::string, uint64_t>{{"ns/a", 10}, {"ns/b", 11}, {"ns/c", 12}});
+  REQUIRE(t.watches.back() ==
+          "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=100");
 
   t.event(event("ADDED", "d", 101));
   t.event(event("MODIFIED", "a", 102, "changed"));
   t.event(event("DELETED", "b", 103));
-  t.event(R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"110"}}})");
-  CHECK(contents(store) == std::map<std::string, uint64_t>{{"ns/a", 102}, {"ns/c", 12}, {"ns/d", 101}});
+  t.event(
+      R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"110"}}})");
+  CHECK(contents(store) ==
+        std::map<std::string, uint64_t>{{"ns/a", 102}, {"ns/c", 12}, {"ns/d", 101}});
   CHECK(store.current()->resource_version == 110);
   // Stored in list-item form: exactly the bytes a LIST would carry.
   CHECK(store.current()->objects.find("ns/a")->bytes == item("a", 102, "changed"));
 
   // A normal end (server-side timeout): resume at once from the bookmark.
   t.end(200, "");
-  CHECK(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=110");
+  CHECK(t.watches.back() ==
+        "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=110");
 
   // A transport failure: back off, then resume the watch (no relist), a
   // short one first whose bookmark shows soon that nothing was missed.
@@ -110,27 +120,33 @@ TEST_CASE("reflector: paged LIST, then WATCH with bookmarks, resume and relist",
   CHECK(r.state() == Reflector::State::kBackoff);
   CHECK(r.staleSince());
   t.fireTimer();
-  CHECK(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=110&timeoutSeconds=3");
+  CHECK(t.watches.back() ==
+        "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=110&timeoutSeconds=3");
   CHECK(r.relists() == 0);
   CHECK(r.staleSince());  // not until upstream is heard from
-  t.event(R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"111"}}})");
+  t.event(
+      R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"111"}}})");
   CHECK_FALSE(r.staleSince());
-  CHECK(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=111");
+  CHECK(t.watches.back() ==
+        "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=111");
 
   // 410 as an ERROR event: relist; the store takes the new truth.
-  t.event(R"J({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 110 (150)","reason":"Expired","code":410}})J");
+  t.event(
+      R"J({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 110 (150)","reason":"Expired","code":410}})J");
   CHECK(t.cancels == 2);
   CHECK(r.relists() == 1);
   t.fireTimer();
   REQUIRE(t.gets.back() == "/api/v1/configmaps?limit=500");
   t.answer(200, page({item("a", 102, "changed"), item("e", 160)}, 200));
   CHECK(contents(store) == std::map<std::string, uint64_t>{{"ns/a", 102}, {"ns/e", 160}});
-  CHECK(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=200");
+  CHECK(t.watches.back() ==
+        "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=200");
   // Relisting restarted the history: watchers older than 200 get 410.
   CHECK_FALSE(store.eventsSince(150));
 }
 
-TEST_CASE("reflector: a watch that keeps breaking backs off, and a working one resets the backoff", "[cache]") {
+TEST_CASE("reflector: a watch that keeps breaking backs off, and a working one resets the backoff",
+          "[cache]") {
   Store store;
   FakeTransport t;
   Reflector r({"/api/v1/configmaps", "ConfigMap", "v1"}, store, t, 1);
@@ -146,7 +162,8 @@ TEST_CASE("reflector: a watch that keeps breaking backs off, and a working one r
   CHECK(t.delays.back() <= std::chrono::milliseconds(200));
 }
 
-TEST_CASE("reflector: a warm restart resumes the watch from saved objects and lists only on 410", "[cache]") {
+TEST_CASE("reflector: a warm restart resumes the watch from saved objects and lists only on 410",
+          "[cache]") {
   Store store;
   FakeTransport t;
   Reflector r({"/api/v1/configmaps", "ConfigMap", "v1"}, store, t, 1);
@@ -155,16 +172,20 @@ TEST_CASE("reflector: a warm restart resumes the watch from saved objects and li
   CHECK(t.gets.empty());
   CHECK(contents(store) == std::map<std::string, uint64_t>{{"ns/a", 10}, {"ns/b", 11}});
   // Not synced (not served) until kube-apiserver's bookmark shows the replay is over.
-  REQUIRE(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=100&timeoutSeconds=3");
+  REQUIRE(
+      t.watches.back() ==
+      "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=100&timeoutSeconds=3");
   t.event(event("MODIFIED", "a", 105, "later"));
   CHECK_FALSE(r.synced());
   CHECK(r.staleSince());
-  t.event(R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"120"}}})");
+  t.event(
+      R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"120"}}})");
   CHECK(r.synced());
   CHECK_FALSE(r.staleSince());
   CHECK(store.current()->resource_version == 120);
   CHECK(t.gets.empty());  // no LIST at all
-  CHECK(t.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=120");
+  CHECK(t.watches.back() ==
+        "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=120");
 
   // A quiet resource: kube-apiserver sends no bookmark that would not advance
   // the watch, so the short watch's normal end is what shows it caught up.
@@ -176,14 +197,16 @@ TEST_CASE("reflector: a warm restart resumes the watch from saved objects and li
   tq.end(200, "");
   CHECK(rq.synced());
   CHECK_FALSE(rq.staleSince());
-  CHECK(tq.watches.back() == "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=100");
+  CHECK(tq.watches.back() ==
+        "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=100");
 
   // Saved too long ago: kube-apiserver answers 410, and the reflector lists.
   Store store2;
   FakeTransport t2;
   Reflector r2({"/api/v1/configmaps", "ConfigMap", "v1"}, store2, t2, 1);
   r2.resume({item("a", 10)}, 100, false);
-  t2.event(R"J({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 100 (150)","reason":"Expired","code":410}})J");
+  t2.event(
+      R"J({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 100 (150)","reason":"Expired","code":410}})J");
   CHECK_FALSE(r2.synced());
   t2.fireTimer();
   REQUIRE(t2.gets.back() == "/api/v1/configmaps?limit=500");
@@ -231,8 +254,9 @@ namespace {
 
 // A protobuf object as gogo-protobuf writes one: ObjectMeta (name,
 // namespace, resourceVersion, annotations), then an empty spec.
-std::string protobufObject(const std::string& name, const std::string& rv,
-                           const std::vector<std::pair<std::string, std::string>>& annotations = {}) {
+std::string protobufObject(
+    const std::string& name, const std::string& rv,
+    const std::vector<std::pair<std::string, std::string>>& annotations = {}) {
   namespace pb = kcp::cache::protobuf;
   std::string meta;
   pb::appendBytesField(meta, 1, name);
@@ -259,26 +283,32 @@ std::string protobufEvent(const std::string& type, const std::string& object) {
 
 }  // namespace
 
-TEST_CASE("reflector: a protobuf cache gets its bookmark template from a watch-list that selects nothing", "[cache]") {
+TEST_CASE(
+    "reflector: a protobuf cache gets its bookmark template from a watch-list that selects nothing",
+    "[cache]") {
   Store store;
   FakeTransport t;
   Reflector r({"/api/v1/pods", "Pod", "v1", {}, Encoding::kProtobuf}, store, t, 1);
   r.start();
   const std::string pod = protobufObject("a", "7");
-  const auto frame = kcp::encoder::protobufListFrame("PodList", "v1", {10, "", 0}, kcp::encoder::protobufItemSize(pod.size()));
+  const auto frame = kcp::encoder::protobufListFrame("PodList", "v1", {10, "", 0},
+                                                     kcp::encoder::protobufItemSize(pod.size()));
   t.answer(200, frame.head + kcp::encoder::protobufItemPrefix(pod.size()) + pod + frame.tail);
   REQUIRE(r.synced());
   CHECK_FALSE(r.bookmarkTemplate());
   // At once, not after a minute: the closing bookmark of a watch-list that selects nothing.
   REQUIRE(t.watches.size() == 1);
-  CHECK(t.watches[0].find("sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true") !=
+  CHECK(t.watches[0].find(
+            "sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true") !=
         std::string::npos);
-  CHECK(t.watches[0].find("labelSelector=kube-cache-proxy%2Fnone%2C%21kube-cache-proxy%2Fnone") != std::string::npos);
+  CHECK(t.watches[0].find("labelSelector=kube-cache-proxy%2Fnone%2C%21kube-cache-proxy%2Fnone") !=
+        std::string::npos);
   CHECK(t.watches[0].find("resourceVersion=10") != std::string::npos);
-  t.event(protobufEvent("BOOKMARK", protobufObject("", "50", {{"k8s.io/initial-events-end", "true"}})));
+  t.event(
+      protobufEvent("BOOKMARK", protobufObject("", "50", {{"k8s.io/initial-events-end", "true"}})));
   REQUIRE(r.bookmarkTemplate());
   CHECK(*r.bookmarkTemplate() == protobufObject("", "50"));  // without the annotation
-  CHECK(store.current()->resource_version == 10u);           // that watch saw no events: nothing is claimed
+  CHECK(store.current()->resource_version == 10u);  // that watch saw no events: nothing is claimed
   CHECK(t.cancels == 1);
   REQUIRE(t.watches.size() == 2);  // then the real watch, from the list
   CHECK(t.watches[1].find("sendInitialEvents") == std::string::npos);
@@ -296,7 +326,9 @@ TEST_CASE("reflector: a protobuf cache gets its bookmark template from a watch-l
   CHECK(t2.watches[1].find("sendInitialEvents") == std::string::npos);
 }
 
-TEST_CASE("reflector: a resource gone upstream (404) stops it, without retries, until started again", "[cache]") {
+TEST_CASE(
+    "reflector: a resource gone upstream (404) stops it, without retries, until started again",
+    "[cache]") {
   Store store;
   FakeTransport t;
   Reflector r({"/apis/example.com/v1/widgets", "Widget", "example.com/v1"}, store, t, 1);

@@ -44,17 +44,37 @@ TEST_CASE("label selectors: every operator matches as kube-apiserver's does", "[
 
 TEST_CASE("label selectors kube-apiserver refuses are refused", "[cache]") {
   CHECK_FALSE(LabelSelector::parse(std::string("app=web\0x", 9)));
-  for (const char* bad : {"app=", "=web", "app=web,", ",app", "app in web", "app in (web", "app=web=x", "!app=web",
-                          "app>x", "app<", "-app=web", "app=-web", "App.Example.com/x=1", "a/b/c=1",
-                          "app=a23456789012345678901234567890123456789012345678901234567890123x", "app notin",
-                          "app (x)", "app=(x)", "app=web)", "n>-5", "n>+5", "a!==b"}) {
+  for (const char* bad : {"app=",
+                          "=web",
+                          "app=web,",
+                          ",app",
+                          "app in web",
+                          "app in (web",
+                          "app=web=x",
+                          "!app=web",
+                          "app>x",
+                          "app<",
+                          "-app=web",
+                          "app=-web",
+                          "App.Example.com/x=1",
+                          "a/b/c=1",
+                          "app=a23456789012345678901234567890123456789012345678901234567890123x",
+                          "app notin",
+                          "app (x)",
+                          "app=(x)",
+                          "app=web)",
+                          "n>-5",
+                          "n>+5",
+                          "a!==b"}) {
     INFO(bad);
-    if (std::string_view(bad) == "app=") continue;  // "key=" is a valid empty value; kept as a reminder
+    if (std::string_view(bad) == "app=")
+      continue;  // "key=" is a valid empty value; kept as a reminder
     CHECK_FALSE(LabelSelector::parse(bad));
   }
 }
 
-TEST_CASE("label selector requirements are parsed into key, operator and sorted values", "[cache]") {
+TEST_CASE("label selector requirements are parsed into key, operator and sorted values",
+          "[cache]") {
   const auto s = LabelSelector::parse("b notin (z,y,z),a");
   REQUIRE(s);
   REQUIRE(s->requirements().size() == 2);
@@ -65,7 +85,8 @@ TEST_CASE("label selector requirements are parsed into key, operator and sorted 
 }
 
 TEST_CASE("field selectors: terms, operators and escapes as fields.ParseSelector", "[cache]") {
-  auto s = FieldSelector::parse(R"(metadata.name=a\,b\=c\\,spec.nodeName!=n1,status.phase==Running,)");
+  auto s =
+      FieldSelector::parse(R"(metadata.name=a\,b\=c\\,spec.nodeName!=n1,status.phase==Running,)");
   REQUIRE(s);
   REQUIRE(s->requirements().size() == 3);
   CHECK(s->requirements()[0].field == "metadata.name");

@@ -25,19 +25,23 @@ std::string readAll(const std::string& file) {
 }
 
 struct TempDir {
-  std::string path = (std::filesystem::temp_directory_path() / ("kcp-state-test-" + std::to_string(getpid()))).string();
+  std::string path =
+      (std::filesystem::temp_directory_path() / ("kcp-state-test-" + std::to_string(getpid())))
+          .string();
   TempDir() { std::filesystem::create_directories(path); }
   ~TempDir() { std::filesystem::remove_all(path); }
 };
 
 }  // namespace
 
-TEST_CASE("state file: a snapshot saved and read back is the same objects, in key order", "[cache]") {
+TEST_CASE("state file: a snapshot saved and read back is the same objects, in key order",
+          "[cache]") {
   TempDir dir;
   BTree tree;
   std::mt19937 rnd(3);
   std::vector<std::string> want;
-  for (int i = 0; i < 300; ++i) {  // several B+tree leaves, objects up to 2 MiB (past one write buffer)
+  for (int i = 0; i < 300;
+       ++i) {  // several B+tree leaves, objects up to 2 MiB (past one write buffer)
     const std::string key = "ns-" + std::to_string(i % 7) + "/obj-" + std::to_string(i);
     tree = tree.upsert(object(key, 1000 + i, i == 17 ? (2 << 20) : rnd() % 3000));
   }
@@ -46,7 +50,9 @@ TEST_CASE("state file: a snapshot saved and read back is the same objects, in ke
   const std::string file = dir.path + "/" + stateFileName("deployments.apps", Encoding::kProtobuf);
   CHECK(file.ends_with("/deployments.apps.protobuf.state"));
   std::string error;
-  REQUIRE(writeState(file, {"deployments.apps", Encoding::kProtobuf, "/apis/apps/v1/deployments", "Deployment", "apps/v1", 0, true},
+  REQUIRE(writeState(file,
+                     {"deployments.apps", Encoding::kProtobuf, "/apis/apps/v1/deployments",
+                      "Deployment", "apps/v1", 0, true},
                      snap, &error));
   CHECK_FALSE(std::filesystem::exists(file + ".tmp"));
   auto saved = readState(file, &error);
@@ -61,8 +67,9 @@ TEST_CASE("state file: a snapshot saved and read back is the same objects, in ke
   CHECK(saved->objects == want);
 
   // An empty store saves and loads too.
-  REQUIRE(writeState(file, {"configmaps", Encoding::kJson, "/api/v1/configmaps", "ConfigMap", "v1", 0, false},
-                     Snapshot{BTree{}, 7, {}}, &error));
+  REQUIRE(writeState(
+      file, {"configmaps", Encoding::kJson, "/api/v1/configmaps", "ConfigMap", "v1", 0, false},
+      Snapshot{BTree{}, 7, {}}, &error));
   saved = readState(file, &error);
   REQUIRE(saved);
   CHECK(saved->objects.empty());
@@ -75,8 +82,9 @@ TEST_CASE("state file: a truncated, altered or foreign file is refused as a whol
   for (int i = 0; i < 50; ++i) tree = tree.upsert(object("ns/o" + std::to_string(i), 10 + i, 100));
   const std::string file = dir.path + "/x.json.state";
   std::string error;
-  REQUIRE(writeState(file, {"configmaps", Encoding::kJson, "/api/v1/configmaps", "ConfigMap", "v1", 0, false},
-                     Snapshot{tree, 99, {}}, &error));
+  REQUIRE(writeState(
+      file, {"configmaps", Encoding::kJson, "/api/v1/configmaps", "ConfigMap", "v1", 0, false},
+      Snapshot{tree, 99, {}}, &error));
   const std::string good = readAll(file);
   REQUIRE(parseState(good, &error));
 

@@ -1,8 +1,8 @@
 #include "cache/store.h"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
-#include <atomic>
 #include <random>
 #include <thread>
 
@@ -26,7 +26,8 @@ ObjectPtr object(const std::string& key, uint64_t rv) {
 
 Model contents(const kcp::cache::BTree& t) {
   Model m;
-  for (auto c = t.lowerBound(); c.valid(); c.next()) m[c.object()->key] = c.object()->resource_version;
+  for (auto c = t.lowerBound(); c.valid(); c.next())
+    m[c.object()->key] = c.object()->resource_version;
   return m;
 }
 
@@ -67,7 +68,7 @@ TEST_CASE("store: snapshots, history and relist diffs agree with a model, seeded
         Model next;
         std::vector<ObjectPtr> objs;
         for (const auto& [k, v] : model) {
-          if (rnd() % 4 == 0) continue;  // gone
+          if (rnd() % 4 == 0) continue;                  // gone
           const uint64_t orv = rnd() % 3 == 0 ? rv : v;  // changed or not
           objs.push_back(object(k, orv));
           next[k] = orv;
@@ -96,7 +97,8 @@ TEST_CASE("store: snapshots, history and relist diffs agree with a model, seeded
         REQUIRE(store.apply(EventType::kDeleted, object(key, rv), &error, now));
         model.erase(key);
       } else {
-        REQUIRE(store.apply(model.count(key) ? EventType::kModified : EventType::kAdded, object(key, rv), &error, now));
+        REQUIRE(store.apply(model.count(key) ? EventType::kModified : EventType::kAdded,
+                            object(key, rv), &error, now));
         model[key] = rv;
       }
       at[rv] = model;
@@ -140,7 +142,8 @@ TEST_CASE("store refuses events that would corrupt it", "[cache]") {
   CHECK_FALSE(store.apply(EventType::kDeleted, object("zz", 11), &error));
   CHECK(error.find("not cached") != std::string::npos);
   CHECK(store.current()->resource_version == 10);
-  CHECK(store.apply(EventType::kAdded, object("a", 12), &error));  // ADDED of a cached key is a modify
+  CHECK(store.apply(EventType::kAdded, object("a", 12),
+                    &error));  // ADDED of a cached key is a modify
   const auto events = store.eventsSince(10);
   REQUIRE(events);
   REQUIRE(events->size() == 1);
@@ -163,7 +166,8 @@ TEST_CASE("store history is bounded by age", "[cache]") {
   CHECK(store.oldestResourceVersion() == 2);
 }
 
-TEST_CASE("store: one writer and concurrent readers see consistent snapshots", "[cache][concurrency]") {
+TEST_CASE("store: one writer and concurrent readers see consistent snapshots",
+          "[cache][concurrency]") {
   Store store;
   store.replace({}, 1);
   std::atomic<bool> done{false};
@@ -194,7 +198,8 @@ TEST_CASE("store: one writer and concurrent readers see consistent snapshots", "
   for (uint64_t rv = 2; rv < 20000; ++rv) {
     const std::string key = "ns/o" + std::to_string(rv % 300);
     const bool cached = bool(store.current()->objects.find(key));
-    REQUIRE(store.apply(cached && rv % 7 == 0 ? EventType::kDeleted : EventType::kModified, object(key, rv), &error));
+    REQUIRE(store.apply(cached && rv % 7 == 0 ? EventType::kDeleted : EventType::kModified,
+                        object(key, rv), &error));
   }
   done = true;
   for (auto& t : readers) t.join();
@@ -202,7 +207,8 @@ TEST_CASE("store: one writer and concurrent readers see consistent snapshots", "
   CHECK(reads > 0);
 }
 
-TEST_CASE("store cleared (the resource gone upstream): nothing held, nothing to resume from", "[cache]") {
+TEST_CASE("store cleared (the resource gone upstream): nothing held, nothing to resume from",
+          "[cache]") {
   Store store;
   store.replace({object("ns/a", 5), object("ns/b", 6)}, 10);
   std::string error;

@@ -32,13 +32,14 @@ TEST_CASE("a custom resource's metadata in ObjectMeta's JSON field order", "[cac
   std::string error;
   const auto m = kcp::cache::typedMetadata(kWidget, &error);
   REQUIRE(m);
-  CHECK(m->json ==
-        R"("metadata":{"name":"w1","namespace":"ns","uid":"u-1","resourceVersion":"42","generation":3,)"
-        R"("creationTimestamp":"2026-12-02T11:00:00Z","labels":{"app":"web","tier":"front"},"annotations":{"a/b":"x\u003cy"},)"
-        R"("ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"owner","uid":"u-2","controller":true,)"
-        R"("blockOwnerDeletion":true}],"finalizers":["example.com/f"],"managedFields":[{"manager":"kubectl",)"
-        R"("operation":"Update","apiVersion":"example.com/v1","time":"2026-12-02T11:00:01Z","fieldsType":"FieldsV1",)"
-        R"("fieldsV1":{"f:spec":{".":{},"f:size":{}}}}]})");
+  CHECK(
+      m->json ==
+      R"("metadata":{"name":"w1","namespace":"ns","uid":"u-1","resourceVersion":"42","generation":3,)"
+      R"("creationTimestamp":"2026-12-02T11:00:00Z","labels":{"app":"web","tier":"front"},"annotations":{"a/b":"x\u003cy"},)"
+      R"("ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"owner","uid":"u-2","controller":true,)"
+      R"("blockOwnerDeletion":true}],"finalizers":["example.com/f"],"managedFields":[{"manager":"kubectl",)"
+      R"("operation":"Update","apiVersion":"example.com/v1","time":"2026-12-02T11:00:01Z","fieldsType":"FieldsV1",)"
+      R"("fieldsV1":{"f:spec":{".":{},"f:size":{}}}}]})");
 }
 
 TEST_CASE("a custom resource's metadata as gogo-protobuf writes ObjectMeta", "[cache]") {
@@ -89,7 +90,8 @@ TEST_CASE("typed metadata is made once per object and refused when malformed", "
   const auto* first = obj->typedMetadata();
   REQUIRE(first != nullptr);
   CHECK(obj->typedMetadata() == first);
-  CHECK_FALSE(kcp::cache::typedMetadata(R"({"metadata":{"name":"a","creationTimestamp":"yesterday"}})", &error));
+  CHECK_FALSE(kcp::cache::typedMetadata(
+      R"({"metadata":{"name":"a","creationTimestamp":"yesterday"}})", &error));
   CHECK_FALSE(kcp::cache::typedMetadata(R"({"metadata":{"name":"a","generation":"3"}})", &error));
   CHECK_FALSE(kcp::cache::typedMetadata(R"({"metadata":{"name":"a")", &error));
   CHECK_FALSE(kcp::cache::typedMetadata(R"({"spec":{}})", &error));

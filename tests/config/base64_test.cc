@@ -3,14 +3,19 @@
 #include <catch2/catch.hpp>
 #include <random>
 
+using kcp::config::Base64Alphabet;
 using kcp::config::base64Decode;
 using kcp::config::base64Encode;
-using kcp::config::Base64Alphabet;
 
 TEST_CASE("base64 matches RFC 4648 test vectors", "[config]") {
   const std::pair<const char*, const char*> vectors[] = {
-      {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},        {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="},
+      {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"},
   };
   for (const auto& [plain, encoded] : vectors) {
     CHECK(base64Encode(plain) == encoded);
@@ -28,7 +33,7 @@ TEST_CASE("base64url has no padding and its own alphabet, as Go's RawURLEncoding
 TEST_CASE("base64 decode skips line breaks and rejects garbage", "[config]") {
   CHECK(base64Decode("Zm9v\nYmFy\n") == std::string("foobar"));
   CHECK_FALSE(base64Decode("Zm9v!"));
-  CHECK_FALSE(base64Decode("Z"));          // a lone character carries no whole byte
+  CHECK_FALSE(base64Decode("Z"));         // a lone character carries no whole byte
   CHECK_FALSE(base64Decode("Zg==Zg=="));  // data after padding
 }
 

@@ -41,10 +41,11 @@ TEST_CASE("kubeconfig: clear errors for unusable files", "[config]") {
     }
     return std::string("no error");
   };
-  CHECK(error("[1, 2") .find("not valid YAML") != std::string::npos);
+  CHECK(error("[1, 2").find("not valid YAML") != std::string::npos);
   CHECK(error("- a\n- b\n").find("not a kubeconfig") != std::string::npos);
   CHECK(error("clusters: []\n").find("no current-context") != std::string::npos);
-  CHECK(error("current-context: x\ncontexts: []\n").find("no entry named \"x\"") != std::string::npos);
+  CHECK(error("current-context: x\ncontexts: []\n").find("no entry named \"x\"") !=
+        std::string::npos);
   const std::string base =
       "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
       "clusters: [{name: k, cluster: {server: 'https://h'}}]\n";

@@ -11,8 +11,9 @@ using kcp::config::parseDuration;
 using kcp::config::parseOptions;
 
 TEST_CASE("flags take --name=value, --name value and bare booleans", "[config]") {
-  const auto o = parseOptions({"--listen=0.0.0.0:7443", "--workers", "3", "-v=2", "--allow-insecure-non-loopback",
-                               "--shutdown-grace-period", "1m30s", "--log-format=json"});
+  const auto o = parseOptions({"--listen=0.0.0.0:7443", "--workers", "3", "-v=2",
+                               "--allow-insecure-non-loopback", "--shutdown-grace-period", "1m30s",
+                               "--log-format=json"});
   CHECK(o.listen == "0.0.0.0:7443");
   CHECK(o.workers == 3);
   CHECK(o.verbosity == 2);
@@ -23,10 +24,13 @@ TEST_CASE("flags take --name=value, --name value and bare booleans", "[config]")
 }
 
 TEST_CASE("--cache-resources takes RESOURCE, RESOURCE.GROUP and GROUP/RESOURCE", "[config]") {
-  const auto o = parseOptions({"--cache-resources", "pods,deployments.apps,apps/replicasets,core/nodes,example.com/widgets,,*",
-                               "--warm-restart", "--max-staleness", "45s"});
-  CHECK(o.cache_resources ==
-        std::vector<std::string>{"pods", "deployments.apps", "replicasets.apps", "nodes", "widgets.example.com", "*"});
+  const auto o =
+      parseOptions({"--cache-resources",
+                    "pods,deployments.apps,apps/replicasets,core/nodes,example.com/widgets,,*",
+                    "--warm-restart", "--max-staleness", "45s"});
+  CHECK(o.cache_resources == std::vector<std::string>{"pods", "deployments.apps",
+                                                      "replicasets.apps", "nodes",
+                                                      "widgets.example.com", "*"});
   CHECK(o.warm_restart);
   CHECK(o.max_staleness == std::chrono::seconds(45));
   CHECK_FALSE(parseOptions({}).warm_restart);
@@ -40,7 +44,8 @@ TEST_CASE("bad flags are refused with a message naming them", "[config]") {
   REQUIRE_THROWS_WITH(parseOptions({"--listen"}), Catch::Contains("needs a value"));
   REQUIRE_THROWS_WITH(parseOptions({"--log-format=xml"}), Catch::Contains("--log-format"));
   REQUIRE_THROWS_WITH(parseOptions({"--tls-cert-file=a"}), Catch::Contains("together"));
-  REQUIRE_THROWS_WITH(parseOptions({"--shutdown-grace-period=5 parsecs"}), Catch::Contains("--shutdown-grace-period"));
+  REQUIRE_THROWS_WITH(parseOptions({"--shutdown-grace-period=5 parsecs"}),
+                      Catch::Contains("--shutdown-grace-period"));
   REQUIRE_THROWS_WITH(parseOptions({"stray"}), Catch::Contains("unexpected argument"));
 }
 
@@ -52,7 +57,8 @@ TEST_CASE("a config file presets flags; the command line wins", "[config]") {
   CHECK(o.workers == 2);
   CHECK(o.verbosity == 3);
   std::ofstream(path) << "lisen: x\n";
-  REQUIRE_THROWS_WITH(parseOptions({"--config", path.string()}), Catch::Contains("unknown key lisen"));
+  REQUIRE_THROWS_WITH(parseOptions({"--config", path.string()}),
+                      Catch::Contains("unknown key lisen"));
   std::filesystem::remove(path);
 }
 
@@ -68,9 +74,10 @@ TEST_CASE("durations as Go writes them", "[config]") {
 
 TEST_CASE("--help documents every flag", "[config]") {
   const std::string help = kcp::config::optionsHelp();
-  for (const char* flag : {"--upstream-kubeconfig", "--listen", "--listen-insecure", "--tls-cert-file",
-                           "--tls-private-key-file", "--admin-listen", "--workers", "--write-kubeconfig",
-                           "--state-dir", "--v", "--log-format", "--config"}) {
+  for (const char* flag :
+       {"--upstream-kubeconfig", "--listen", "--listen-insecure", "--tls-cert-file",
+        "--tls-private-key-file", "--admin-listen", "--workers", "--write-kubeconfig",
+        "--state-dir", "--v", "--log-format", "--config"}) {
     CHECK(help.find(std::string(flag) + " ") != std::string::npos);
   }
 }

@@ -78,9 +78,7 @@ matrix() {
     "$state/users.json") | tee "$state/matrix.out"
 }
 check "RBAC matrix: the same allow/deny and Status bodies through the proxy as directly" matrix
-served_from_cache() {
-  curl -s "http://127.0.0.1:$aport/metrics" | awk '/^kube_cache_proxy_requests_total\{/ && /served_from="cache"/ {s += $2} END {print s + 0}'
-}
+served_from_cache() { proxy_requests "$aport" cache; }
 mostly_cached() { # at least 4 in 5 (protobuf's first reads, and protobuf NotFound, are forwarded)
   local n allowed; n=$(served_from_cache); allowed=$(grep -o '([0-9]* allowed' "$state/matrix.out" | tr -dc 0-9)
   echo "$n of the $allowed allowed reads served from the cache"; ((allowed > 0 && n * 5 >= allowed * 4))

@@ -74,10 +74,7 @@ settled_upstream_lists() {
   for _ in $(seq 20); do sleep 1; b=$(upstream_lists); ((a == b)) && break; a=$b; done
   echo "$a"
 }
-proxy_forwarded_lists() {
-  curl -s "http://127.0.0.1:$aport/metrics" |
-    awk '/^kube_cache_proxy_requests_total\{/ && /verb="list"/ && /resource="configmaps"/ && /served_from="upstream"/ {s += $2} END {print s + 0}'
-}
+proxy_forwarded_lists() { proxy_requests "$aport" upstream list configmaps; }
 list_identical() { # PATH [CURL-FLAGS...]: proxy (from cache) vs direct: same bytes but for the
                    # list's resourceVersion, which rv=0 lets each cache answer at its own point
   local path=$1; shift
@@ -93,7 +90,7 @@ list_identical() { # PATH [CURL-FLAGS...]: proxy (from cache) vs direct: same by
 }
 before=$(settled_upstream_lists)
 forwarded_before=$(proxy_forwarded_lists)
-cached_before=$(curl -s "http://127.0.0.1:$aport/metrics" | awk '/^kube_cache_proxy_requests_total/ && /served_from="cache"/ {s += $2} END {print s + 0}')
+cached_before=$(proxy_requests "$aport" cache)
 check "LIST rv=0 of all configmaps from the cache (HTTP/1.1): identical bytes" list_identical "/api/v1/configmaps?resourceVersion=0"
 check "LIST rv=0 of one namespace from the cache (HTTP/2): identical bytes" \
   list_identical "/api/v1/namespaces/cache-1/configmaps?resourceVersion=0" --http2-prior-knowledge
@@ -103,7 +100,7 @@ check "LIST rv=0 of a custom resource (sorted keys): identical bytes" \
 check "LIST rv=0 of an empty group resource: identical bytes" list_identical "/apis/apps/v1/deployments?resourceVersion=0"
 after=$(upstream_lists)
 forwarded_after=$(proxy_forwarded_lists)
-cached_after=$(curl -s "http://127.0.0.1:$aport/metrics" | awk '/^kube_cache_proxy_requests_total/ && /served_from="cache"/ {s += $2} END {print s + 0}')
+cached_after=$(proxy_requests "$aport" cache)
 check "those LISTs were served from the cache" test $((cached_after - cached_before)) -ge 5
 direct=$(wc -l <"$state/direct_configmap_lists")
 check "the proxy forwarded none of them" test "$forwarded_after" -eq "$forwarded_before"

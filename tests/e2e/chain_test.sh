@@ -63,10 +63,7 @@ check "JSON informers through the lower proxy equal ground truth during churn" \
 check "protobuf informers through the lower proxy equal ground truth during churn" \
   verified 300 --kubeconfig "$state/lower-insecure.kubeconfig" --resource configmaps --protobuf --watch-list true --verify-against "$K"
 wait $churn
-served_from_cache() { # ADMIN-PORT VERB: requests of VERB that proxy answered from its cache
-  curl -s "http://127.0.0.1:$1/metrics" |
-    awk -v verb="$2" '$0 ~ "^kube_cache_proxy_requests_total\\{verb=\"" verb "\"" && /served_from="cache"/ {s += $2} END {print s + 0}'
-}
+served_from_cache() { proxy_requests "$1" cache "$2"; }  # ADMIN-PORT VERB
 one_watch_per_encoding() {
   # The upper proxy caches configmaps in JSON and (once asked) protobuf: one
   # watch each; everything below it is served from its cache.

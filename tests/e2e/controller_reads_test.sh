@@ -34,10 +34,7 @@ reads() { (cd "$ROOT/tests/e2e" && /usr/bin/python3 controller_reads.py "$iport"
 check "each request controllers send: served from the cache within seconds, as kube-apiserver answers it" reads
 
 cleartext_kubeconfig "$state/proxy.kubeconfig" "$iport"
-forwarded_reads() { # list and watch requests the proxy forwarded so far
-  curl -s "http://127.0.0.1:$aport/metrics" |
-    awk '/^kube_cache_proxy_requests_total\{/ && /verb="(list|watch)"/ && /served_from="upstream"/ {s += $2} END {print s + 0}'
-}
+forwarded_reads() { proxy_requests "$aport" upstream "list|watch"; }  # forwarded so far
 informers() { # ARGS...: kcluster informer through the proxy, verified, none of its reads forwarded
   local before after; before=$(forwarded_reads)
   "$KCLUSTER" informer --kubeconfig "$state/proxy.kubeconfig" --verify-against "$K" --timeout 60s "$@" || return 1
@@ -76,10 +73,7 @@ YAML
   done
 }
 sprockets_path=/apis/kcp.example.com/v1/namespaces/cr-0/sprockets
-served_cache() {
-  curl -s "http://127.0.0.1:$aport/metrics" |
-    awk '/^kube_cache_proxy_requests_total\{/ && /resource="sprockets"/ && /served_from="cache"/ {s += $2} END {print s + 0}'
-}
+served_cache() { proxy_requests "$aport" cache "" sprockets; }
 cached_soon() { # a LIST of sprockets is answered from the cache within 20 s (it is cached on a first request)
   local t0=$SECONDS before
   while ((SECONDS - t0 < 20)); do

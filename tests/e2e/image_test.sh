@@ -38,9 +38,7 @@ healthy() {
 }
 check "the image's own health check reports healthy" healthy
 check "it runs as a non-root user" bash -c "[[ \$(docker inspect -f '{{.Config.User}}' '$name') == 65532:65532 ]]"
-served_from_cache() {
-  curl -s "http://127.0.0.1:$aport/metrics" | awk '/^kube_cache_proxy_requests_total\{verb="list"/ && /served_from="cache"/ {s += $2} END {print s + 0}'
-}
+served_from_cache() { proxy_requests "$aport" cache list; }
 client_lists() {
   local before out; before=$(served_from_cache)
   out=$(docker run --rm --network host --entrypoint /bin/busybox kube-cache-proxy:e2e \

@@ -189,9 +189,7 @@ cat >"$state/matrix.json" <<JSON
 JSON
 matrix() { /usr/bin/python3 "$ROOT/tests/e2e/impersonation_matrix.py" "$state/matrix.json" | tee "$state/matrix.out"; }
 check "impersonation and node matrix: the same codes and Status bytes through the proxy as directly" matrix
-served() { # how many reads a proxy answered from its cache
-  curl -s "http://127.0.0.1:$1/metrics" | awk '/^kube_cache_proxy_requests_total\{/ && /served_from="cache"/ {s += $2} END {print s + 0}'
-}
+served() { proxy_requests "$1" cache; }  # how many reads a proxy answered from its cache
 cached_too() {
   local d t; d=$(served $aport) t=$(served $taport)
   echo "served from the cache: $d by the delegate proxy, $t by the trust-local one"

@@ -61,5 +61,17 @@ current-context: proxy
 KC
 }
 
+# proxy_requests ADMIN-PORT cache|upstream [VERBS [RESOURCES]]: how many
+# requests the proxy on ADMIN-PORT answered from its cache, or forwarded;
+# VERBS and RESOURCES are alternatives ("list|watch", "configmaps"), all when
+# not given.
+proxy_requests() {
+  curl -s "http://127.0.0.1:$1/metrics" |
+    awk -v from="$2" -v verb="${3:-[a-z]+}" -v res="${4:-[^\"]*}" '
+      /^kube_cache_proxy_requests_total\{/ && $0 ~ ("verb=\"(" verb ")\"") && $0 ~ ("resource=\"(" res ")\"") &&
+        $0 ~ ("served_from=\"" from "\"") {s += $2}
+      END {print s + 0}'
+}
+
 # free_port: a TCP port free on loopback right now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

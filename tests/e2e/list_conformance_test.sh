@@ -38,10 +38,7 @@ mostly_from_cache() { local after; after=$(cached_consistent); echo "cache-serve
 before=$(cached_consistent)
 check "read your writes: a consistent LIST through the proxy after each of 50 creates sees it" read_your_writes
 check "and those consistent LISTs were answered from the cache (it caught up with each write)" mostly_from_cache
-forwarded_lists() {
-  curl -s "http://127.0.0.1:$aport/metrics" |
-    awk '/^kube_cache_proxy_requests_total\{/ && /verb="list"/ && /resource="configmaps"/ && /served_from="upstream"/ {s += $2} END {print s + 0}'
-}
+forwarded_lists() { proxy_requests "$aport" upstream list configmaps; }
 small_forwarded() {
   local f0 c0; f0=$(forwarded_lists) c0=$(cached_consistent)
   curl -sf -A kcp-e2e "http://127.0.0.1:$iport/api/v1/namespaces/conf-1/configmaps?labelSelector=tier%3Dfrontend" >/dev/null || return 1

@@ -243,8 +243,7 @@ cached_slow_readers() {
   for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed=$((failed + 1)); done
   cat "$state"/reader.* | sort | uniq -c | head -5
   local from_cache
-  from_cache=$(curl -s "http://127.0.0.1:$caport/metrics" |
-    awk '/^kube_cache_proxy_requests_total\{verb="list"/ && /served_from="cache"/ {s += $2} END {print s + 0}')
+  from_cache=$(proxy_requests "$caport" cache list)
   echo "LISTs served from the cache: $from_cache"
   ((failed == 0 && from_cache >= 10))
 }

@@ -40,7 +40,8 @@ std::string gunzip(const std::string& gz) {
 }
 
 std::string text(std::mt19937& rnd, size_t n) {
-  static const char* words[] = {"alpha", "bravo", "\"key\":", "{", "}", ",", "resourceVersion", "12345", " "};
+  static const char* words[] = {"alpha", "bravo",           "\"key\":", "{", "}",
+                                ",",     "resourceVersion", "12345",    " "};
   std::string s;
   while (s.size() < n) s += words[rnd() % 9];
   return s;
@@ -48,7 +49,8 @@ std::string text(std::mt19937& rnd, size_t n) {
 
 }  // namespace
 
-TEST_CASE("gzip spliced from live parts and pre-compressed fragments inflates to the same bytes", "[encoder]") {
+TEST_CASE("gzip spliced from live parts and pre-compressed fragments inflates to the same bytes",
+          "[encoder]") {
   std::mt19937 rnd(3);
   for (int round = 0; round < 50; ++round) {
     StringSink sink;
@@ -91,7 +93,8 @@ TEST_CASE("Accept-Encoding: gzip as kube-apiserver reads it", "[encoder]") {
   CHECK_FALSE(acceptsGzip(""));
 }
 
-TEST_CASE("gzip members, one per flush, concatenate as kube-apiserver's watch-lists do", "[encoder]") {
+TEST_CASE("gzip members, one per flush, concatenate as kube-apiserver's watch-lists do",
+          "[encoder]") {
   StringSink sink;
   const std::string a = "{\"type\":\"ADDED\",\"object\":{\"kind\":\"Pod\"}}\n";
   std::string b;
@@ -99,12 +102,14 @@ TEST_CASE("gzip members, one per flush, concatenate as kube-apiserver's watch-li
   for (int i = 0; i < 100000; ++i) b += char('a' + rnd() % 16);  // compresses about 2:1
   kcp::encoder::gzipMember({a, b}, sink);
   const std::string first = sink.out;
-  CHECK(first.substr(0, 10) == std::string("\x1f\x8b\x08\0\0\0\0\0\x04\xff", 10));  // Go's header for level 1
+  CHECK(first.substr(0, 10) ==
+        std::string("\x1f\x8b\x08\0\0\0\0\0\x04\xff", 10));  // Go's header for level 1
   // Go's flushed-member ending: sync marker, empty final stored block, CRC32, length.
   CHECK(first.substr(first.size() - 17, 9) == std::string("\0\0\xff\xff\x01\0\0\xff\xff", 9));
   CHECK(gunzip(first) == a + b);
-  kcp::encoder::gzipMember({"{\"type\":\"BOOKMARK\"}\n"}, sink);  // the same thread's deflater, reset
-  kcp::encoder::gzipMember({}, sink);                              // an empty member is still a member
+  kcp::encoder::gzipMember({"{\"type\":\"BOOKMARK\"}\n"},
+                           sink);      // the same thread's deflater, reset
+  kcp::encoder::gzipMember({}, sink);  // an empty member is still a member
   // A reader that goes on after each member's end (as Go's and zlib's gzip readers do).
   z_stream zs{};
   REQUIRE(inflateInit2(&zs, 15 + 16) == Z_OK);

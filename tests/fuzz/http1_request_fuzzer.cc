@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "config/log.h"
-#include "proxy/http1_session.h"
-#include "proxy/static_response.h"
+#include "proxy/net/http1_session.h"
+#include "proxy/net/static_response.h"
 
 namespace {
 
@@ -68,7 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_header_count = 32;
   evutil_make_socket_nonblocking(fds[1]);
   bufferevent* bev = bufferevent_socket_new(host.base(), fds[0], BEV_OPT_CLOSE_ON_FREE);
-  auto session = std::make_unique<Http1Session>(host, router, limits, bev, PeerInfo{"fuzz", false, "http/1.1"});
+  auto session = std::make_unique<Http1Session>(host, router, limits, bev,
+                                                PeerInfo{"fuzz", false, "http/1.1"});
   Http1Session* raw = session.get();
   host.adopt(std::move(session));
   raw->start();

@@ -7,7 +7,7 @@
 #include <map>
 #include <string>
 
-#include "proxy/impersonation.h"
+#include "proxy/auth/impersonation.h"
 
 using namespace kcp::proxy;
 
@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t at = 0;
   while (at < input.size()) {
     const size_t nl = input.find('\n', at);
-    const std::string line = input.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    const std::string line =
+        input.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
     at = nl == std::string::npos ? input.size() : nl + 1;
     const size_t colon = line.find(':');
     if (colon == std::string::npos) continue;
@@ -27,7 +28,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ImpersonationHeaders read = readImpersonationHeaders(headers);
   if (read.invalid && read.invalid->code != 400) __builtin_trap();
   if (!read.present || read.invalid) return 0;
-  UserInfo requestor{"system:serviceaccount:ns:sa", "", {"system:authenticated"},
+  UserInfo requestor{"system:serviceaccount:ns:sa",
+                     "",
+                     {"system:authenticated"},
                      {{"authentication.kubernetes.io/node-name", {"node-1"}}}};
   AccessAttributes request;
   request.verb = "list";
@@ -36,12 +39,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::map<std::string, ReviewAnswer> answers;
   const uint8_t seed = size > 0 ? data[size - 1] : 0;
   for (int step = 0; step < 1000; ++step) {
-    const auto d = decideImpersonation(requestor, read.wanted, request, seed % 6 - 1, seed & 0x40,
-                                       [&](const AccessAttributes& a) -> std::optional<ReviewAnswer> {
-                                         const auto it = answers.find(accessKey(a));
-                                         if (it == answers.end()) return std::nullopt;
-                                         return it->second;
-                                       });
+    const auto d =
+        decideImpersonation(requestor, read.wanted, request, seed % 6 - 1, seed & 0x40,
+                            [&](const AccessAttributes& a) -> std::optional<ReviewAnswer> {
+                              const auto it = answers.find(accessKey(a));
+                              if (it == answers.end()) return std::nullopt;
+                              return it->second;
+                            });
     switch (d.kind) {
       case ImpersonationDecision::Kind::kNeedReview: {
         const std::string key = accessKey(d.review);

@@ -11,7 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   std::string error;
   const auto inside = [&](std::string_view span) {
-    if (span.data() < in.data() || span.data() + span.size() > in.data() + in.size()) __builtin_trap();
+    if (span.data() < in.data() || span.data() + span.size() > in.data() + in.size())
+      __builtin_trap();
     if (span.empty() || span.front() != '{' || span.back() != '}') __builtin_trap();
   };
   if (auto page = kcp::cache::scanJsonList(in, &error)) {

@@ -8,7 +8,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    kcp::config::parseKubeconfig(std::string_view(reinterpret_cast<const char*>(data), size), "/nonexistent");
+    kcp::config::parseKubeconfig(std::string_view(reinterpret_cast<const char*>(data), size),
+                                 "/nonexistent");
   } catch (const kcp::config::ConfigError&) {
   }
   return 0;

@@ -8,8 +8,8 @@
 #include "cache/selectable_fields.h"
 #include "cache/selector.h"
 #include "encoder/continue_token.h"
-#include "proxy/cached_list.h"
-#include "proxy/list_options.h"
+#include "proxy/handlers/cached_list.h"
+#include "proxy/request/list_options.h"
 
 namespace {
 
@@ -23,9 +23,10 @@ struct Cache {
     std::vector<kcp::cache::ObjectPtr> objects;
     for (int i = 0; i < 20; ++i) {
       objects.push_back(kcp::cache::parseJsonObject(
-          R"({"metadata":{"name":"p)" + std::to_string(i) + R"(","namespace":"ns)" + std::to_string(i % 3) +
-              R"(","resourceVersion":"5","labels":{"app":"a)" + std::to_string(i % 4) +
-              R"("}},"spec":{"nodeName":"n)" + std::to_string(i % 2) + R"("}})",
+          R"({"metadata":{"name":"p)" + std::to_string(i) + R"(","namespace":"ns)" +
+              std::to_string(i % 3) + R"(","resourceVersion":"5","labels":{"app":"a)" +
+              std::to_string(i % 4) + R"("}},"spec":{"nodeName":"n)" + std::to_string(i % 2) +
+              R"("}})",
           nullptr, resource.fields.fields));
     }
     store.replace(objects, 5);

@@ -7,7 +7,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
-  auto obj = kcp::cache::parseJsonObject(std::string(reinterpret_cast<const char*>(data), size), &error);
+  auto obj =
+      kcp::cache::parseJsonObject(std::string(reinterpret_cast<const char*>(data), size), &error);
   if (obj) {
     (void)obj->key;
   } else if (error.empty()) {

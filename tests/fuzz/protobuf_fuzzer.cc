@@ -30,11 +30,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)pb::withoutAnnotations(input);
   if (obj) {
     // An object read back after a rewrite is the same object at the new resourceVersion.
-    const auto moved = pb::withResourceVersion(obj->bytes, obj->resource_version + 1,
-                                               std::pair<std::string_view, std::string_view>("k", "v"));
+    const auto moved =
+        pb::withResourceVersion(obj->bytes, obj->resource_version + 1,
+                                std::pair<std::string_view, std::string_view>("k", "v"));
     if (!moved) __builtin_trap();
     const auto again = pb::parseObject(*moved, &error);
-    if (!again || again->key != obj->key || again->resource_version != obj->resource_version + 1) __builtin_trap();
+    if (!again || again->key != obj->key || again->resource_version != obj->resource_version + 1)
+      __builtin_trap();
   }
   (void)pb::resourceVersion(input);
   (void)pb::metadataField(input);
