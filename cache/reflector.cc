@@ -43,6 +43,12 @@ void Reflector::start() {
   list("");
 }
 
+void Reflector::markUnsupported() {
+  unsupported_ = true;
+  state_ = State::kBackoff;
+  log::info("no protobuf form; not caching it as protobuf", {{"resource", resource_.path}});
+}
+
 void Reflector::goneUpstream(const std::string& why) {
   state_ = State::kGone;
   gone_ = true;
@@ -155,9 +161,7 @@ void Reflector::onListPage(int status, const std::string& body) {
     const auto envelope = protobuf::unwrap(body);
     if (!envelope && body.starts_with("{")) {
       // Only built-in types have a protobuf form; this one is JSON only.
-      unsupported_ = true;
-      state_ = State::kBackoff;
-      log::info("no protobuf form; not caching it as protobuf", {{"resource", resource_.path}});
+      markUnsupported();
       return;
     }
     if (auto p = envelope ? protobuf::scanList(envelope->raw, &error) : std::nullopt) {

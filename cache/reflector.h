@@ -93,6 +93,9 @@ class Reflector {
   // Protobuf only: upstream answered in JSON (a custom resource), so this
   // resource has no protobuf form; the reflector has stopped.
   bool unsupported() const { return unsupported_; }
+  // Protobuf: known to be JSON only (a custom resource, as its JSON cache's
+  // sorted-key lists show), so no LIST is spent finding out; see unsupported().
+  void markUnsupported();
   // See onGone. Readable from any thread.
   bool gone() const { return gone_; }
   // Protobuf only: the object of a bookmark kube-apiserver sent (an empty

@@ -188,7 +188,7 @@ RequestHandlerPtr ProxyRouter::fromCache(const RequestHead& head, const RequestI
       bool ignored;
       auto plan = planWatch(*cached, info, options, rv, &ignored);
       if (!plan || !servable(*plan)) return nullptr;
-      return std::make_unique<CachedWatch>(*cached, std::move(*plan), form, feed(*cached->store),
+      return std::make_unique<CachedWatch>(cached, std::move(*plan), form, feed(*cached->store),
                                            base_, head, info, stream, metrics_);
     };
     return consistent ? consistentRead(cached, std::move(serve), head, info, stream) : serve(0);

@@ -117,7 +117,25 @@ void CacheManager::start() {
   discovery_->after(persistence_.interval, [this] { scheduleSave(); });
 }
 
-void CacheManager::startReflector(Cached& c) {
+void CacheManager::startReflector(size_t index) {
+  Cached& c = *cached_[index];
+  if (c.encoding == cache::Encoding::kProtobuf) {
+    // A custom resource has no protobuf form: its JSON cache knows (sorted
+    // keys) without a protobuf LIST, which kube-apiserver would answer with
+    // the whole JSON. Wait for it, when there is one.
+    for (const auto& json : cached_) {
+      if (json->name != c.name || json->encoding != cache::Encoding::kJson || !json->reflector)
+        continue;
+      if (json->reflector->sortedListKeys()) {
+        c.reflector->markUnsupported();
+        return;
+      }
+      if (!json->reflector->synced() && !json->reflector->gone()) {
+        discovery_->after(std::chrono::milliseconds(200), [this, index] { startReflector(index); });
+        return;
+      }
+    }
+  }
   if (!persistence_.dir.empty()) {
     const std::string file = persistence_.dir + "/" + cache::stateFileName(c.name, c.encoding);
     std::string error;
@@ -592,7 +610,7 @@ void CacheManager::discover(size_t index) {
           std::lock_guard lock(registry_mu_);
           registry_.push_back(std::move(served));
         }
-        startReflector(c);
+        startReflector(index);
         return;
       }
       retry("no resource " + resource + " in " + path);
@@ -654,7 +672,7 @@ void CacheManager::onGone(size_t index) {
   std::shared_ptr<const CachedResource> served;
   {
     std::lock_guard lock(c.served_mu);
-    served = std::move(c.served);
+    served = c.served;  // kept: requests in flight may still point at it
   }
   if (served) {
     // Requests go upstream now (kube-apiserver's own 404), and client

@@ -86,8 +86,10 @@ class CacheManager {
   struct Cached;
   struct SaveJob;
   void add(const std::string& name, bool required, cache::Encoding encoding);
-  // Starts c's reflector: from its saved state when there is a usable one.
-  void startReflector(Cached& c);
+  // Starts the reflector of cached_[index]: from its saved state when there
+  // is a usable one; a protobuf one after its JSON twin, which may show it
+  // has no protobuf form.
+  void startReflector(size_t index);
   std::vector<SaveJob> saveJobs() const;
   static bool save(const std::vector<SaveJob>& jobs);
   void scheduleSave();

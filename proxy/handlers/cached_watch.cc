@@ -20,10 +20,12 @@ constexpr std::chrono::seconds kBookmarkPeriod{60};  // kube-apiserver's bookmar
 
 }  // namespace
 
-CachedWatch::CachedWatch(const CachedResource& resource, WatchPlan plan, ResponseForm form,
-                         WatchFeed& feed, event_base* base, const RequestHead& head,
-                         const RequestInfo& info, DownstreamStream& stream, Metrics::Shard& metrics)
-    : resource_(resource),
+CachedWatch::CachedWatch(std::shared_ptr<const CachedResource> resource, WatchPlan plan,
+                         ResponseForm form, WatchFeed& feed, event_base* base,
+                         const RequestHead& head, const RequestInfo& info, DownstreamStream& stream,
+                         Metrics::Shard& metrics)
+    : held_(std::move(resource)),
+      resource_(*held_),
       plan_(std::move(plan)),
       form_(form),
       protobuf_(form.encoding == cache::Encoding::kProtobuf),

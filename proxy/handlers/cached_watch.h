@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,8 +33,9 @@ namespace kcp::proxy {
 
 class CachedWatch : public RequestHandler, public WatchFeed::Watcher {
  public:
-  CachedWatch(const CachedResource& resource, WatchPlan plan, ResponseForm form, WatchFeed& feed,
-              event_base* base, const RequestHead& head, const RequestInfo& info,
+  // Holds `resource` for as long as the watch lasts (it may go away upstream meanwhile).
+  CachedWatch(std::shared_ptr<const CachedResource> resource, WatchPlan plan, ResponseForm form,
+              WatchFeed& feed, event_base* base, const RequestHead& head, const RequestInfo& info,
               DownstreamStream& stream, Metrics::Shard& metrics);
   ~CachedWatch() override;
 
@@ -60,7 +62,8 @@ class CachedWatch : public RequestHandler, public WatchFeed::Watcher {
   void scheduleBookmark();
   void wake();
 
-  const CachedResource& resource_;
+  std::shared_ptr<const CachedResource> held_;
+  const CachedResource& resource_;  // *held_
   WatchPlan plan_;
   ResponseForm form_;
   bool protobuf_;

@@ -1,7 +1,10 @@
 #include "proxy/handlers/forwarder.h"
 
+#include <new>
+
 #include "config/log.h"
 #include "encoder/status.h"
+#include "proxy/handlers/object_bytes.h"
 
 namespace kcp::proxy {
 
@@ -13,6 +16,11 @@ Forwarder::Forwarder(RequestHead upstream_head, RequestInfo info, DownstreamStre
               "upstream", downstream.peer()),
       request_body_(evbuffer_new()),
       response_body_(evbuffer_new()) {
+  if (request_body_ == nullptr || response_body_ == nullptr) {
+    if (request_body_ != nullptr) evbuffer_free(request_body_);
+    if (response_body_ != nullptr) evbuffer_free(response_body_);
+    throw std::bad_alloc();  // no destructor runs for a constructor that throws
+  }
   request_complete_ = upstream_head.end_stream;
   upstream_ = pool.submit(std::move(upstream_head), this);
 }
@@ -29,7 +37,7 @@ void Forwarder::onRequestBody(const uint8_t* data, size_t len) {
     downstream_.consumedRequestBody(len);
     return;
   }
-  evbuffer_add(request_body_, data, len);
+  appendBytes(request_body_, std::string_view(reinterpret_cast<const char*>(data), len));
   upstream_->resumeRequestBody();
 }
 
@@ -44,7 +52,7 @@ size_t Forwarder::requestBodyReady(bool* eof) {
 }
 
 void Forwarder::pullRequestBody(evbuffer* out, size_t n) {
-  evbuffer_remove_buffer(request_body_, out, n);
+  moveBytes(request_body_, out, n);
   downstream_.consumedRequestBody(n);
 }
 
@@ -57,7 +65,7 @@ void Forwarder::onUpstreamResponse(const ResponseHead& head, bool end_stream) {
 }
 
 void Forwarder::onUpstreamData(const uint8_t* data, size_t len) {
-  evbuffer_add(response_body_, data, len);
+  appendBytes(response_body_, std::string_view(reinterpret_cast<const char*>(data), len));
   downstream_.resumeResponse();
 }
 
@@ -83,7 +91,7 @@ void Forwarder::onUpstreamError(const std::string& reason) {
                            "ServiceUnavailable",
                            "the kube-apiserver behind kube-cache-proxy is unavailable: " + reason,
                            {}});
-  evbuffer_add(response_body_, body.data(), body.size());
+  appendBytes(response_body_, body);
   response_started_ = true;
   response_complete_ = true;
   record_.setStatus(503);
@@ -102,7 +110,7 @@ size_t Forwarder::responseBodyReady(bool* eof) {
 }
 
 void Forwarder::pullResponseBody(evbuffer* out, size_t n) {
-  evbuffer_remove_buffer(response_body_, out, n);
+  moveBytes(response_body_, out, n);
   record_.addBytesOut(n);
   if (upstream_ != nullptr) upstream_->consume(n);
 }

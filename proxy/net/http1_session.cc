@@ -232,6 +232,8 @@ void Http1Session::onRead() {
         fail(status.code, status.reason.c_str(), status.message);
       } else if (response_started_) {
         close("bad request after the response started");
+      } else if (!bad_request_.empty()) {
+        fail(400, "BadRequest", bad_request_);
       } else {
         fail(400, "BadRequest",
              std::string("malformed HTTP/1.1 request: ") + http_errno_description(err));
@@ -355,10 +357,15 @@ int Http1Session::onHeadersComplete(http_parser* p) noexcept {
     h.end_stream = !chunked && !has_length;
     s.keep_alive_ = http_should_keep_alive(p) && !s.draining_;
     s.head_request_ = p->method == HTTP_HEAD;
-    if (p->upgrade && h.upgrade.empty()) return 1;  // CONNECT: not for a reverse proxy
+    // (http_parser takes 1 for "no body", not as an error: -1 it is.)
+    if (p->upgrade && h.upgrade.empty()) {
+      s.bad_request_ = "CONNECT is not for a reverse proxy";
+      return -1;
+    }
     if (h.path.empty() || h.path[0] != '/') {
       s.too_large_ = false;
-      return 1;  // absolute-form or asterisk-form: not for a reverse proxy
+      s.bad_request_ = "the request target must be a path (origin-form)";
+      return -1;
     }
     if (h.content_length > s.limits_.max_request_body_bytes) {
       s.host_.metrics().recordRejection("request_body_bytes");

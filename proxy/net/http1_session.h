@@ -91,6 +91,7 @@ class Http1Session : public Session, public DownstreamStream {
   int64_t header_bytes_ = 0;
   int64_t header_count_ = 0;
   bool too_large_ = false;
+  std::string bad_request_;  // why onHeadersComplete refused the request (a 400)
   // A parser callback failed internally (and reported it): the connection ends.
   bool internal_error_ = false;
   RequestHandlerPtr handler_;

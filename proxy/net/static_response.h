@@ -2,6 +2,7 @@
 // itself and the admin endpoints.
 #pragma once
 
+#include <new>
 #include <string>
 
 #include "encoder/status.h"
@@ -27,7 +28,8 @@ class StaticResponse : public RequestHandler {
     return body_.size() - offset_;
   }
   void pullResponseBody(evbuffer* out, size_t n) override {
-    evbuffer_add(out, body_.data() + offset_, n);
+    // A body with bytes missing must never go out: the session's callback ends the stream.
+    if (evbuffer_add(out, body_.data() + offset_, n) != 0) throw std::bad_alloc();
     offset_ += n;
   }
   void onDownstreamClosed() override {}

@@ -39,7 +39,7 @@ bool isIpAddress(const std::string& host) {
 
 // ALPN: prefer h2, then http/1.1, whatever order the client lists them in.
 int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-               unsigned int inlen, void*) {
+               unsigned int inlen, void*) noexcept {
   for (const char* want : {"h2", "http/1.1"}) {
     const size_t n = std::strlen(want);
     for (unsigned int i = 0; i < inlen;) {

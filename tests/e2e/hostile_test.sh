@@ -164,5 +164,20 @@ PY
   echo "counted: ${n:-0}"; ((rc == 0 && ${n:-0} == 10))
 }
 check "--max-connections-per-client 50: the 51st connection from an address is closed, counted" per_client
+raw_status() { # REQUEST-LINE: the status line the proxy answers a raw HTTP/1.1 request with
+  /usr/bin/python3 - "$iport" "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(sys.argv[2].encode() + b"\r\nHost: x\r\nUser-Agent: kcp-e2e\r\n\r\n")
+print(s.makefile("rb").readline().decode().strip())
+PY
+}
+not_for_a_reverse_proxy() {
+  local connect absolute
+  connect=$(raw_status "CONNECT example.com:443 HTTP/1.1") absolute=$(raw_status "GET http://example.com/api HTTP/1.1")
+  echo "CONNECT: $connect; absolute-form: $absolute"
+  [[ $connect == "HTTP/1.1 400 Bad Request" && $absolute == "HTTP/1.1 400 Bad Request" ]]
+}
+check "CONNECT and absolute-form requests get a 400, not silence" not_for_a_reverse_proxy
 check "the proxy logged no sanitizer report" bash -c "! grep -E 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' '$state/proxy.log'"
 finish
