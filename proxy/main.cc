@@ -165,6 +165,11 @@ int run(const config::ProxyOptions& opts) {
   metrics.addGauge("kube_cache_proxy_upstream_ready", "",
                    "1 when kube-apiserver answered /readyz with 200 lately.",
                    [&health] { return health.ready() ? 1.0 : 0.0; });
+  // The flag as a series, so that one alert rule fits every deployment.
+  metrics.addGauge("kube_cache_proxy_max_staleness_seconds", "",
+                   "--max-staleness: how stale the cache may be while it answers consistent reads "
+                   "kube-apiserver cannot be asked for (0: never).",
+                   [s = std::chrono::duration<double>(opts.max_staleness).count()] { return s; });
 
   ClientLimits limits;
   limits.max_header_bytes = opts.max_request_header_bytes;

@@ -17,6 +17,7 @@ RequestRecord::RequestRecord(Metrics::Shard& metrics, std::string verb, std::str
       client_(peer.address),
       protocol_(peer.protocol) {
   metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
+  if (isWatch()) watchGauge().fetch_add(1, std::memory_order_relaxed);
 }
 
 void RequestRecord::audit(const RequestInfo& info) {
@@ -25,6 +26,7 @@ void RequestRecord::audit(const RequestInfo& info) {
 
 RequestRecord::~RequestRecord() {
   metrics_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  if (isWatch()) watchGauge().fetch_sub(1, std::memory_order_relaxed);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const int code = status_ == 0 ? 499 : status_;

@@ -4,10 +4,12 @@
 // answered, one audit log line (see audit.h).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "proxy/net/exchange.h"
 #include "proxy/ops/metrics.h"
@@ -31,6 +33,11 @@ class RequestRecord {
   void audit(const RequestInfo& info);
 
  private:
+  bool isWatch() const { return verb_ == "watch"; }
+  std::atomic<int64_t>& watchGauge() {
+    return metrics_.watches[std::string_view(served_from_) == "cache" ? 0 : 1];
+  }
+
   Metrics::Shard& metrics_;
   std::string verb_, resource_, method_, path_;
   const char* served_from_;

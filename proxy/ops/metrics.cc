@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "config/log.h"
+#include "proxy/ops/cgroup_memory.h"
 
 namespace kcp::proxy {
 namespace {
@@ -61,6 +62,12 @@ void processMetrics(std::ostringstream& out) {
   }
   header(out, "process_open_fds", "gauge", "Number of open file descriptors.");
   out << "process_open_fds " << fds << '\n';
+  // Read at every scrape: a pod's limit can be resized in place.
+  if (const auto limit = ownMemoryLimit()) {
+    header(out, "kube_cache_proxy_memory_limit_bytes", "gauge",
+           "The memory limit of the proxy's cgroup (its container's limit); absent when none.");
+    out << "kube_cache_proxy_memory_limit_bytes " << *limit << '\n';
+  }
 }
 
 }  // namespace
@@ -163,6 +170,7 @@ std::string Metrics::render() const {
   std::map<std::string, std::array<uint64_t, 2>> bytes;
   std::map<std::string, uint64_t> rejections;
   int64_t in_flight = 0, client_conns = 0, upstream_conns = 0;
+  std::array<int64_t, 2> watches{};
   uint64_t accepted = 0;
   for (const auto& s : shards_) {
     std::lock_guard shard_lock(s->mu_);
@@ -180,6 +188,8 @@ std::string Metrics::render() const {
     }
     for (const auto& [k, v] : s->rejections_) rejections[k] += v.load(std::memory_order_relaxed);
     in_flight += s->in_flight.load(std::memory_order_relaxed);
+    for (size_t i = 0; i < watches.size(); ++i)
+      watches[i] += s->watches[i].load(std::memory_order_relaxed);
     client_conns += s->client_connections.load(std::memory_order_relaxed);
     upstream_conns += s->upstream_connections.load(std::memory_order_relaxed);
     accepted += s->connections_accepted.load(std::memory_order_relaxed);
@@ -228,6 +238,10 @@ std::string Metrics::render() const {
   header(out, "kube_cache_proxy_inflight_requests", "gauge",
          "Requests in progress (watches included).");
   out << "kube_cache_proxy_inflight_requests " << in_flight << '\n';
+  header(out, "kube_cache_proxy_watches", "gauge",
+         "Open watch streams, by whether the cache feeds them or they are forwarded upstream.");
+  out << "kube_cache_proxy_watches{served_from=\"cache\"} " << watches[0] << '\n';
+  out << "kube_cache_proxy_watches{served_from=\"upstream\"} " << watches[1] << '\n';
   header(out, "kube_cache_proxy_client_connections", "gauge", "Open client connections.");
   out << "kube_cache_proxy_client_connections " << client_conns << '\n';
   header(out, "kube_cache_proxy_client_connections_accepted_total", "counter",

@@ -33,6 +33,8 @@ class Metrics {
     void recordRejection(const std::string& limit);
 
     std::atomic<int64_t> in_flight{0};
+    // Open watch streams, fed by the cache [0] or forwarded to kube-apiserver [1].
+    std::array<std::atomic<int64_t>, 2> watches{};
     std::atomic<int64_t> client_connections{0};
     std::atomic<int64_t> upstream_connections{0};
     std::atomic<uint64_t> connections_accepted{0};
