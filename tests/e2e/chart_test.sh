@@ -21,9 +21,19 @@ all_on=(--set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.e
 
 check "helm lint --strict: shared mode, defaults" helm lint --strict "$chart"
 check "helm lint --strict: shared mode, every option on" helm lint --strict "$chart" "${all_on[@]}" \
-  --set warmRestart=true --set maxStaleness=2m --set podAntiAffinity=hard --set tls.secretName=
+  --set warmRestart=true --set maxStaleness=2m --set podAntiAffinity=hard --set logFormat=json \
+  --set logVerbosity=2 --set 'extraArgs={--consistent-read-wait=1s}'
 check "helm lint --strict: sidecar mode" helm lint --strict "$chart" --set mode=sidecar
-check "helm template refuses an unknown podAntiAffinity" fails helm template "$chart" --set podAntiAffinity=maybe
+refuses() { # MESSAGE HELM-TEMPLATE-ARGS...: the chart fails to render, saying MESSAGE
+  local want=$1; shift
+  local out; out=$(helm template "$chart" "$@" 2>&1) && { echo "rendered"; return 1; }
+  grep -F -- "$want" <<<"$out" || { echo "$out"; return 1; }
+}
+check "helm template refuses: an unknown mode" refuses "mode: shared or sidecar" --set mode=both
+check "... an unknown podAntiAffinity" refuses "podAntiAffinity: soft, hard or none" --set podAntiAffinity=maybe
+check "... shared mode without a serving certificate Secret" refuses "tls.secretName:" --set tls.secretName=
+check "... the ClusterRole for the namespace's default service account" refuses "serviceAccount.name:" \
+  --set serviceAccount.create=false
 check "docker/examples/{shared,sidecar}.yaml are what the chart renders (tools/chart-examples)" \
   "$ROOT/tools/chart-examples" --check
 
@@ -45,7 +55,9 @@ check "the shared proxy's namespace exists" bash -c \
 dry_run() { # FILE: every object accepted by kube-apiserver's server-side dry run
   kubectl --kubeconfig "$K" apply --dry-run=server -f "$1"
 }
-helm template kube-cache-proxy "$chart" --namespace kube-cache-proxy "${all_on[@]}" >"$work/shared.yaml"
+helm template kube-cache-proxy "$chart" --namespace kube-cache-proxy "${all_on[@]}" --set warmRestart=true \
+  --set maxStaleness=2m --set logFormat=json --set logVerbosity=2 --set 'extraArgs={--consistent-read-wait=1s}' \
+  >"$work/shared.yaml"
 check "shared mode, every option on: kubectl apply --dry-run=server accepts it" dry_run "$work/shared.yaml"
 kinds() { # FILE KIND...: FILE holds each KIND
   local f=$1; shift
@@ -53,7 +65,56 @@ kinds() { # FILE KIND...: FILE holds each KIND
 }
 check "... which holds the Deployment, Service, RBAC, PDB, ServiceMonitor, PrometheusRule and dashboard" \
   kinds "$work/shared.yaml" Deployment Service ServiceAccount ClusterRole ClusterRoleBinding \
-  PodDisruptionBudget ServiceMonitor PrometheusRule ConfigMap
+  PodDisruptionBudget ServiceMonitor PrometheusRule
+check "... the dashboard's ConfigMap holds files/kube-cache-proxy-dashboard.json, and no pod scrape annotations beside the ServiceMonitor" \
+  bash -c "grep -q '^  name: kube-cache-proxy-dashboard$' '$work/shared.yaml' && grep -q '\"uid\": \"kube-cache-proxy\"' '$work/shared.yaml' && ! grep -q 'prometheus.io/scrape' '$work/shared.yaml'"
+# The proxy itself takes what the chart renders: its container's args, with
+# the pod's paths and ports mapped to this machine's, start a proxy (the
+# sanitizer build) in front of the test cluster that gets ready.
+PROXY_BIN=${PROXY_BIN:-$ROOT/build/kube-cache-proxy}
+starts_as_rendered() { # FILE CONTAINER
+  local state; state=$(mktemp -d -p "$work")
+  local out; out=$(/usr/bin/python3 - "$1" "$2" "$state" "$CA_FILE" "$KCLUSTER_DIR/pki" <<'PY'
+import re, socket, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+dep = next(d for d in docs if d["kind"] == "Deployment")
+c = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == sys.argv[2])
+paths = {"/var/run/secrets/kubernetes.io/serviceaccount/ca.crt": sys.argv[4],
+         "/etc/kube-cache-proxy/tls/tls.crt": sys.argv[5] + "/apiserver.crt",
+         "/etc/kube-cache-proxy/tls/tls.key": sys.argv[5] + "/apiserver.key",
+         "/var/lib/kube-cache-proxy": sys.argv[3]}
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+args, admin = [], None
+for a in c["args"]:
+    m = re.match(r"^(--[a-z-]+=)(?:0\.0\.0\.0|127\.0\.0\.1):\d+$", a)
+    if m:
+        port = free_port()
+        admin = port if m.group(1) == "--admin-listen=" else admin
+        a = f"{m.group(1)}127.0.0.1:{port}"
+    for pod_path, here in paths.items():
+        a = a.replace(pod_path, here)
+    args.append(a)
+print(admin)
+print("\n".join(args))
+PY
+  ) || return 1
+  local admin; admin=$(head -1 <<<"$out")
+  mapfile -t args < <(tail -n +2 <<<"$out")
+  echo "kube-cache-proxy ${args[*]}"
+  "$PROXY_BIN" "${args[@]}" --upstream-kubeconfig "$K" >"$state/log" 2>&1 &
+  local pid=$! ok=1
+  for _ in $(seq 150); do
+    curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null && { ok=0; break; }
+    running $pid || break
+    sleep 0.2
+  done
+  kill $pid 2>/dev/null; wait $pid 2>/dev/null
+  ((ok == 0)) || tail -5 "$state/log"
+  return $ok
+}
+check "shared mode, every option on: the proxy starts with the args the chart renders and gets ready" \
+  starts_as_rendered "$work/shared.yaml" kube-cache-proxy
 check "shared mode: helm install --dry-run=server against the cluster" \
   helm install kube-cache-proxy "$chart" --namespace kube-cache-proxy --dry-run=server --kubeconfig "$K" "${all_on[@]}"
 
@@ -85,6 +146,8 @@ print("controller + sidecar, kubeconfig", cm["metadata"]["name"])
 PY
 }
 check "... the controller's pod has the proxy container and the kubeconfig pointing at it, nothing of shared mode" sidecar_pod
+check "sidecar mode: the proxy starts with the sidecar's rendered args and gets ready" \
+  starts_as_rendered "$work/sidecar.yaml" kube-cache-proxy
 check "sidecar mode: helm install --dry-run=server against the cluster" \
   helm install my-controller "$work/docker/examples/sidecar-chart" --namespace default --dry-run=server --kubeconfig "$K"
 finish

@@ -9,7 +9,8 @@
       Runs every target's expression (variables as "All", $__rate_interval as
       30s) against a real Prometheus, and every series the alert rules name;
       fails on a query error, and on no data unless the target's series is
-      one that may be absent here (e.g. no memory limit outside a container).
+      one that may be absent here (e.g. no memory limit outside a container);
+      NaN (0/0: a ratio or quantile over no requests) is no data.
 """
 import json
 import re
@@ -80,6 +81,7 @@ def check_queries(dashboard, url, rules, may_be_empty):
             problems.append(f"{panel['title']}: {expr}: {e}")
             continue
         names = set(SERIES.findall(expr))
+        result = [r for r in result if r["value"][1] not in ("NaN", "+Inf", "-Inf")]  # 0/0 is no data
         if not result and not names & may_be_empty:
             problems.append(f"{panel['title']}: no data for {expr}")
         print(f"{len(result):4d} series  {panel['title']} [{t['refId']}]")

@@ -42,7 +42,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if .Values.logVerbosity }}
 - -v={{ .Values.logVerbosity }}
 {{- end }}
-{{- if ne .Values.logFormat "text" }}
+{{- if and .Values.logFormat (ne .Values.logFormat "text") }}
 - --log-format={{ .Values.logFormat }}
 {{- end }}
 {{- range .Values.extraArgs }}
@@ -50,7 +50,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 {{- end -}}
 
+{{/* Restricted Pod Security on the container itself: a sidecar's pod may not set it. */}}
 {{- define "kube-cache-proxy.securityContext" -}}
+runAsNonRoot: true
+seccompProfile: {type: RuntimeDefault}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities: {drop: [ALL]}

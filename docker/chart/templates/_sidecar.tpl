@@ -9,8 +9,9 @@ dependency (condition-free, mode: sidecar) and the dependency's context:
   volumes:
   {{- include "kube-cache-proxy.sidecar.volumes" (index .Subcharts "kube-cache-proxy") | nindent 2 }}
 
-The controller's kubeconfig is the ConfigMap "<release>-kube-cache-proxy-client"
-this chart renders. The proxy runs --auth-mode=trust-local: everything goes
+The controller's kubeconfig is the ConfigMap "<fullname>-client" this chart
+renders ("<release>-kube-cache-proxy-client", or "<release>-client" when the
+release name holds "kube-cache-proxy"). The proxy runs --auth-mode=trust-local: everything goes
 upstream as the pod's service account, the controller's own; its cleartext
 listener is on loopback, which only the pod's containers reach.
 */}}
@@ -20,13 +21,14 @@ listener is on loopback, which only the pod's containers reach.
   imagePullPolicy: {{ .Values.image.pullPolicy }}
   args:
   - --auth-mode=trust-local
-  - --listen=127.0.0.1:6443
+  - --listen=127.0.0.1:{{ .Values.sidecar.securePort }}
   - --listen-insecure=127.0.0.1:{{ .Values.sidecar.insecurePort }}
   - --admin-listen=0.0.0.0:{{ .Values.sidecar.adminPort }}  # probes and metrics only (the cache dump needs loopback)
+  - --state-dir=/var/lib/kube-cache-proxy
   {{- if .Values.sidecar.cacheLazy }}
   - --cache-lazy=true  # caches what the controller reads, on its first read
   {{- end }}
-  {{- with .Values.cacheResources }}
+  {{- with .Values.sidecar.cacheResources }}
   - --cache-resources={{ join "," . }}
   {{- end }}
   {{- with include "kube-cache-proxy.commonArgs" . | trim }}{{ . | nindent 2 }}{{ end }}
