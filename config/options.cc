@@ -119,8 +119,8 @@ const std::vector<Flag>& flags() {
        "(the request itself is forwarded; later ones are served once synced).",
        KCP_BOOL("cache-lazy", cache_lazy)},
       {"cache-protobuf", "BOOL",
-       "Cache the resources of --cache-resources in protobuf too, from the start "
-       "(kube-controller-manager, kube-scheduler and kubelets read built-in types in protobuf; "
+       "Cache the resources of --cache-resources in protobuf too, from the start, and a resource "
+       "cached on a first request (--cache-lazy) in both forms at once (kube-controller-manager, kube-scheduler and kubelets read built-in types in protobuf; "
        "custom resources have no protobuf form and cost nothing). false: a resource's protobuf "
        "cache starts on a client's first protobuf request, which is forwarded. Holding both forms "
        "costs about twice the memory.",

@@ -392,6 +392,10 @@ void CacheManager::onRequested(evutil_socket_t, short, void* self) noexcept {
       log::info("caching on first request",
                 {{"resource", name}, {"encoding", cache::encodingName(encoding)}});
       m->add(name, false, encoding);
+      // Both forms at once, as for configured resources: kube's own components
+      // read protobuf, and each form's first request would be forwarded.
+      if (encoding == cache::Encoding::kJson && m->protobuf_)
+        m->add(name, false, cache::Encoding::kProtobuf);
     } catch (...) {
       // Not cached after all: its requests go on being forwarded.
       reportInternalError(Metrics::InternalError::kEventCallback, "cache on first request");

@@ -39,8 +39,9 @@ class CacheManager {
   // "widgets.example.com". `pool` and `credentials` outlive the manager.
   // `resources` may hold "*": every resource upstream can list and watch.
   // With `lazy`, a resource not configured is cached once requested. With
-  // `protobuf`, configured resources get a protobuf store from the start too
-  // (otherwise on the first protobuf request).
+  // `protobuf`, configured resources get a protobuf store from the start too,
+  // and lazily cached ones with their JSON store (otherwise on the first
+  // protobuf request).
   // Warm restart: with a folder, every synced resource is saved there every
   // `interval` (by a thread of its own) and by saveState(), and a resource
   // found there at start-up resumes its watch from the saved resourceVersion

@@ -122,8 +122,9 @@ func freePort() (string, error) {
 }
 
 func cmdUp(args []string) error {
-	if len(args) != 1 {
-		return errors.New("usage: kcluster up DIR")
+	controlPlaneMode := len(args) == 2 && args[1] == "--control-plane"
+	if len(args) != 1 && !controlPlaneMode {
+		return errors.New("usage: kcluster up DIR [--control-plane]")
 	}
 	dir, err := filepath.Abs(args[0])
 	if err != nil {
@@ -140,6 +141,9 @@ func cmdUp(args []string) error {
 	}
 	etcdUp := alive(env.pid("ETCD_PID"), "etcd")
 	apiUp := alive(env.pid("APISERVER_PID"), "kube-apiserver")
+	if controlPlaneMode {
+		env["CONTROL_PLANE"] = "true" // kept, so that a restart keeps kube-apiserver's admission plugins
+	}
 	if etcdUp && apiUp {
 		fmt.Printf("kcluster: cluster in %s is already up (apiserver %s)\n", dir, env["APISERVER_URL"])
 		return nil
@@ -197,31 +201,35 @@ func cmdUp(args []string) error {
 		}
 	}
 	if !apiUp {
-		pid, err := start(dir, "kube-apiserver", filepath.Join(bin, "kube-apiserver"),
-			"--etcd-servers="+env["ETCD_URL"],
+		args := []string{
+			"--etcd-servers=" + env["ETCD_URL"],
 			"--bind-address=127.0.0.1",
 			"--advertise-address=127.0.0.1",
-			"--secure-port="+env["APISERVER_PORT"],
-			"--tls-cert-file="+p.path("apiserver.crt"),
-			"--tls-private-key-file="+p.path("apiserver.key"),
-			"--client-ca-file="+p.path("ca.crt"),
-			"--token-auth-file="+p.path("tokens.csv"),
+			"--secure-port=" + env["APISERVER_PORT"],
+			"--tls-cert-file=" + p.path("apiserver.crt"),
+			"--tls-private-key-file=" + p.path("apiserver.key"),
+			"--client-ca-file=" + p.path("ca.crt"),
+			"--token-auth-file=" + p.path("tokens.csv"),
 			// As real clusters: kubelets are judged by the Node authorizer
 			// (which reads a list's field selector), and NodeRestriction.
 			"--authorization-mode=Node,RBAC",
 			"--enable-admission-plugins=NodeRestriction",
-			"--service-account-key-file="+p.path("sa.pub"),
-			"--service-account-signing-key-file="+p.path("sa.key"),
+			"--service-account-key-file=" + p.path("sa.pub"),
+			"--service-account-signing-key-file=" + p.path("sa.key"),
 			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 			"--service-cluster-ip-range=10.96.0.0/16",
 			"--allow-privileged=true",
 			// The apiserver listens on loopback only, which the endpoint reconciler
 			// refuses to publish as the kubernetes Service endpoint.
 			"--endpoint-reconciler-type=none",
-			// No kube-controller-manager runs, so nothing would create the default
+			"--feature-gates=APIResponseCompression=true",
+		}
+		if env["CONTROL_PLANE"] != "true" {
+			// Without kube-controller-manager nothing creates the default
 			// ServiceAccount that this admission plugin insists on for pods.
-			"--disable-admission-plugins=ServiceAccount",
-			"--feature-gates=APIResponseCompression=true")
+			args = append(args, "--disable-admission-plugins=ServiceAccount")
+		}
+		pid, err := start(dir, "kube-apiserver", filepath.Join(bin, "kube-apiserver"), args...)
 		if err != nil {
 			return err
 		}
@@ -415,7 +423,7 @@ func cmdDown(args []string) error {
 	} else if err != nil {
 		return err
 	}
-	stopped := 0
+	stopped := stopControlPlane(env)
 	for _, name := range []string{"apiserver", "etcd"} { // apiserver first: it needs etcd to drain
 		c := components[name]
 		if stopProcess(env.pid(c.pidKey), c.binary) {

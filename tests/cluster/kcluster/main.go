@@ -11,7 +11,12 @@ import (
 const usage = `kcluster: a real etcd + kube-apiserver on loopback, and client-go tools to drive it.
 
 Usage:
-  kcluster up DIR                 start (or restart what is stopped of) the cluster in DIR
+  kcluster up DIR [--control-plane]
+                                  start (or restart what is stopped of) the cluster in DIR;
+                                  --control-plane: ready for "controlplane" (ServiceAccount admission on)
+  kcluster controlplane DIR [--server URL --server-ca FILE] [--nodes N] [--stop]
+                                  (re)start kube-controller-manager, kube-scheduler and KWOK with N fake
+                                  nodes, talking to URL (a proxy) or to kube-apiserver
   kcluster down DIR               stop the cluster in DIR (keeps its files)
   kcluster stop DIR etcd|apiserver [--kill]
                                   stop one component (for fault tests; --kill: SIGKILL); "up DIR" restarts it
@@ -46,6 +51,8 @@ func main() {
 	switch os.Args[1] {
 	case "up":
 		err = cmdUp(args)
+	case "controlplane":
+		err = cmdControlPlane(args)
 	case "down":
 		err = cmdDown(args)
 	case "stop":

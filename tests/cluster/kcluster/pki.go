@@ -95,7 +95,8 @@ func loadOrCreatePKI(dir string) (*pki, error) {
 
 // certUsers authenticate with client certificates (NAME.crt, user = CN,
 // groups = O): the admin; a kubelet's identity, which the Node authorizer
-// judges; a gateway that impersonates users with its certificate; a proxy.
+// judges; a gateway that impersonates users with its certificate; a proxy;
+// kube-controller-manager and kube-scheduler.
 var certUsers = []struct {
 	name, cn string
 	groups   []string
@@ -104,6 +105,9 @@ var certUsers = []struct {
 	{"node-1", "system:node:kcp-node-1", []string{"system:nodes"}},
 	{"cert-gateway", "cert-gateway", []string{"kcp:gateways"}},
 	{"proxy", "kube-cache-proxy", nil}, // a proxy's own identity, with the README's ClusterRole
+	// The control plane's (kcluster controlplane), bound by kube-apiserver's own RBAC bootstrap.
+	{"controller-manager", "system:kube-controller-manager", nil},
+	{"scheduler", "system:kube-scheduler", nil},
 }
 
 // issueClientCerts issues the client certificates a PKI does not have yet
