@@ -120,7 +120,8 @@ const std::vector<Flag>& flags() {
        KCP_BOOL("cache-lazy", cache_lazy)},
       {"cache-protobuf", "BOOL",
        "Cache the resources of --cache-resources in protobuf too, from the start, and a resource "
-       "cached on a first request (--cache-lazy) in both forms at once (kube-controller-manager, kube-scheduler and kubelets read built-in types in protobuf; "
+       "cached on a first request (--cache-lazy) in both forms at once (kube-controller-manager, "
+       "kube-scheduler and kubelets read built-in types in protobuf; "
        "custom resources have no protobuf form and cost nothing). false: a resource's protobuf "
        "cache starts on a client's first protobuf request, which is forwarded. Holding both forms "
        "costs about twice the memory.",

@@ -13,7 +13,7 @@ CachedGet::CachedGet(const CachedResource& resource, const cache::SnapshotPtr& s
                      ResponseForm form, const RequestHead& head, const RequestInfo& info,
                      DownstreamStream& stream, Metrics::Shard& metrics)
     : body_(evbuffer_new()),
-      record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
+      record_(metrics, info.verb, info.resource, head, "cache", stream.peer()) {
   if (body_ == nullptr) throw std::bad_alloc();
   try {
     record_.audit(info);

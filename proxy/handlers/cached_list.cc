@@ -44,7 +44,7 @@ CachedList::CachedList(const CachedResource& resource, ListPlan plan, ResponseFo
       metadata_only_(form.metadata_only),
       protobuf_(form.encoding == cache::Encoding::kProtobuf),
       staged_(evbuffer_new()),
-      record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
+      record_(metrics, info.verb, info.resource, head, "cache", stream.peer()) {
   if (staged_ == nullptr) throw std::bad_alloc();
   try {
     record_.audit(info);

@@ -35,7 +35,7 @@ CachedWatch::CachedWatch(std::shared_ptr<const CachedResource> resource, WatchPl
       staged_(evbuffer_new()),
       deadline_(evtimer_new(base, onDeadline, this)),
       bookmark_timer_(evtimer_new(base, onBookmarkDue, this)),
-      record_(metrics, info.verb, info.resource, head.method, head.path, "cache", stream.peer()) {
+      record_(metrics, info.verb, info.resource, head, "cache", stream.peer()) {
   try {
     if (staged_ == nullptr || deadline_ == nullptr || bookmark_timer_ == nullptr)
       throw std::bad_alloc();

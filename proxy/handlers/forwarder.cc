@@ -12,8 +12,7 @@ Forwarder::Forwarder(RequestHead upstream_head, RequestInfo info, DownstreamStre
                      UpstreamPool& pool, Metrics::Shard& metrics)
     : path_(upstream_head.path),
       downstream_(downstream),
-      record_(metrics, info.verb, info.resource, upstream_head.method, upstream_head.path,
-              "upstream", downstream.peer()),
+      record_(metrics, info.verb, info.resource, upstream_head, "upstream", downstream.peer()),
       request_body_(evbuffer_new()),
       response_body_(evbuffer_new()) {
   if (request_body_ == nullptr || response_body_ == nullptr) {

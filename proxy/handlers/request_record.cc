@@ -5,14 +5,22 @@
 
 namespace kcp::proxy {
 
+namespace {
+std::string headerOr(const RequestHead& head, std::string_view name) {
+  const std::string* value = head.header(name);
+  return value ? *value : std::string();
+}
+}  // namespace
+
 RequestRecord::RequestRecord(Metrics::Shard& metrics, std::string verb, std::string resource,
-                             std::string method, std::string path, const char* served_from,
-                             const PeerInfo& peer)
+                             const RequestHead& head, const char* served_from, const PeerInfo& peer)
     : metrics_(metrics),
       verb_(std::move(verb)),
       resource_(std::move(resource)),
-      method_(std::move(method)),
-      path_(std::move(path)),
+      method_(head.method),
+      path_(head.path),
+      user_agent_(headerOr(head, "user-agent")),
+      accept_(headerOr(head, "accept")),
       served_from_(served_from),
       client_(peer.address),
       protocol_(peer.protocol) {
@@ -43,7 +51,9 @@ RequestRecord::~RequestRecord() {
                   {"bytes_out", std::to_string(bytes_out_)},
                   {"ms", std::to_string(int64_t(seconds * 1000))},
                   {"client", client_},
-                  {"protocol", protocol_}});
+                  {"protocol", protocol_},
+                  {"user_agent", user_agent_},
+                  {"accept", accept_}});
   }
 }
 

@@ -19,8 +19,8 @@ namespace kcp::proxy {
 
 class RequestRecord {
  public:
-  RequestRecord(Metrics::Shard& metrics, std::string verb, std::string resource, std::string method,
-                std::string path, const char* served_from, const PeerInfo& peer);
+  RequestRecord(Metrics::Shard& metrics, std::string verb, std::string resource,
+                const RequestHead& head, const char* served_from, const PeerInfo& peer);
   ~RequestRecord();
   RequestRecord(const RequestRecord&) = delete;
   RequestRecord& operator=(const RequestRecord&) = delete;
@@ -40,6 +40,7 @@ class RequestRecord {
 
   Metrics::Shard& metrics_;
   std::string verb_, resource_, method_, path_;
+  std::string user_agent_, accept_;  // who asked, in which form: for the request log
   const char* served_from_;
   std::string client_, protocol_;
   int status_ = 0;  // 0 until a response started: recorded as 499, the client went away first

@@ -26,8 +26,7 @@ UpgradeTunnel::UpgradeTunnel(event_base* base, const UpstreamTarget& target, SSL
                              Metrics::Shard& metrics)
     : downstream_(downstream),
       path_(head.path),
-      record_(metrics, "connect", info.resource, head.method, head.path, "upstream",
-              downstream.peer()) {
+      record_(metrics, "connect", info.resource, head, "upstream", downstream.peer()) {
   dial_timer_ = evtimer_new(base, onDialTimeoutCb, this);
   if (dial_timer_ == nullptr) throw std::bad_alloc();  // nothing else to free yet
   const timeval dial = timevalOf(dial_timeout);
