@@ -23,7 +23,8 @@ RequestRecord::RequestRecord(Metrics::Shard& metrics, std::string verb, std::str
       accept_(headerOr(head, "accept")),
       served_from_(served_from),
       client_(peer.address),
-      protocol_(peer.protocol) {
+      protocol_(peer.protocol),
+      start_(head.received) {
   metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
   if (isWatch()) watchGauge().fetch_add(1, std::memory_order_relaxed);
 }

@@ -46,7 +46,7 @@ class RequestRecord {
   int status_ = 0;  // 0 until a response started: recorded as 499, the client went away first
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   std::optional<RequestInfo> audited_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point start_;  // the request head's arrival
 };
 
 }  // namespace kcp::proxy

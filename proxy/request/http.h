@@ -2,6 +2,7 @@
 // HTTP/1.1 sides so that either can talk to either.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -26,6 +27,10 @@ struct RequestHead {
   // HTTP/1.1 connection upgrade (the Upgrade header's value, e.g. "websocket",
   // "SPDY/3.1"): after the head, the connection is a byte tunnel.
   std::string upgrade;
+  // When the head began to arrive: a request's time counts from here, so
+  // what it waits for before a handler answers (authorization, a consistent
+  // read catching up) is in its logged time and duration metric.
+  std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
 
   const std::string* header(std::string_view name) const;
 };

@@ -156,9 +156,11 @@ storm() {
   sleep 5
   echo "watches open before the restart: $total; after: $(open_watches cache) from the cache, $(open_watches upstream) forwarded;" \
     "LISTs forwarded meanwhile: $(($(proxy_requests "$aport" upstream list) - lists_before)) (KWOK's small paged pod LISTs by node)"
-  (($(open_watches upstream) == 0 && $(open_watches cache) >= total * 9 / 10))
+  # A consistent read (a watch-list) that waits past --consistent-read-wait
+  # for the cache to catch up is forwarded instead: a few may be, on a loaded machine.
+  (($(open_watches upstream) <= total / 10 && $(open_watches cache) >= total * 9 / 10))
 }
-check "a restart of kube-controller-manager, kube-scheduler and KWOK through the proxy: every watch from the cache" storm
+check "a restart of kube-controller-manager, kube-scheduler and KWOK through the proxy: its watches from the cache" storm
 leader() { # the lease is held and renewed through the proxy
   local a b
   a=$(k -n kube-system get lease kube-controller-manager -o jsonpath='{.spec.renewTime}')
