@@ -102,6 +102,11 @@ func cmdControlPlane(args []string) error {
 		env[c.pidKey] = strconv.Itoa(pid)
 		env[strings.TrimSuffix(c.pidKey, "_PID")+"_KUBECONFIG"] = kubeconfigs[c.name]
 	}
+	// For clients beside the control plane (an operator): the admin, through the same server.
+	env["CONTROL_PLANE_ADMIN_KUBECONFIG"] = filepath.Join(cpDir, "admin.kubeconfig")
+	if err := writeClientKubeconfig(env["CONTROL_PLANE_ADMIN_KUBECONFIG"], *server, *serverCA, p, "admin"); err != nil {
+		return err
+	}
 	env["CONTROL_PLANE_SERVER"] = *server
 	if err := env.write(dir); err != nil {
 		return err

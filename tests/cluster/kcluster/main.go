@@ -38,6 +38,11 @@ Usage:
                 [--h2 N] [--h1 M] [--rate R] [--duration D] [--connect-concurrency C]
                                   N HTTP/2 + M HTTP/1.1 watches of one configmap updated at R/s; delivery latency
 
+  kcluster operator --kubeconfig K [--workers W]
+                                  a controller-runtime operator: PodSets of pods, listed by label each reconcile
+  kcluster podsets --kubeconfig ADMIN [--sets N] [--replicas R] [--namespace NS]
+                                  the operator's scale test: N PodSets, their pods Running, then deleted
+
 Run "kcluster COMMAND -h" for the flags of one command.
 `
 
@@ -53,6 +58,10 @@ func main() {
 		err = cmdUp(args)
 	case "controlplane":
 		err = cmdControlPlane(args)
+	case "operator":
+		err = cmdOperator(args)
+	case "podsets":
+		err = cmdPodSets(args)
 	case "down":
 		err = cmdDown(args)
 	case "stop":
