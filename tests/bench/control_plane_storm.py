@@ -10,8 +10,11 @@ LIST responses and watch events, its CPU seconds and peak RSS over the
 restart, and how long each controller took until its last informer synced
 (the last "Caches are synced" of its log, from its start).
 
+Then the Grove-shaped scale test of our operator (kcluster operator), through
+the proxy and directly: --sets PodSets of 2 pods created, Running, deleted.
+
 Usage: tests/bench/control_plane_storm.py [--nodes N] [--pods P] [--crds C]
-       [--objects M] [--out DIR]   (writes DIR/control-plane-storm.{json,md})
+       [--objects M] [--sets S] [--out DIR]   (writes DIR/control-plane-storm.{json,md})
 """
 import argparse
 import datetime
@@ -121,6 +124,17 @@ def last_sync_seconds(log):
     return round((t.replace(year=start.year) - start).total_seconds(), 1)
 
 
+def idle(cluster, seconds=45):
+    """kube-apiserver's CPU seconds per second with the control plane running and nothing restarted
+    (KWOK's node heartbeats, leader leases, controllers' resyncs): the floor under every restart."""
+    pid = cluster.apiserver_pid()
+    cpu0 = cpu_seconds(pid)
+    time.sleep(seconds)
+    rate = (cpu_seconds(pid) - cpu0) / seconds
+    print(f"storm: idle: {rate:.3f} CPU s/s", file=sys.stderr)
+    return rate
+
+
 def storm(cluster, label, nodes, server=None, ca=None, proxy_pid=None, settle=45):
     """Restarts the control plane; kube-apiserver's share of it (and the proxy's CPU), measured."""
     pid = cluster.apiserver_pid()
@@ -137,12 +151,37 @@ def storm(cluster, label, nodes, server=None, ca=None, proxy_pid=None, settle=45
     logs = os.path.join(cluster.dir, "logs")
     r = {k: after[k] - before[k] for k in before}
     r.update(side=label, apiserver_cpu_seconds=round(cpu, 2),
+             apiserver_cpu_above_idle=round(cpu - cluster.idle_rate * (time.time() - t0), 2),
              proxy_cpu_seconds=round(cpu_seconds(proxy_pid) - proxy_cpu0, 2) if proxy_pid else 0, apiserver_peak_rss_mb=round(peak.peak),
              window_seconds=round(time.time() - t0, 1),
              kcm_synced_seconds=last_sync_seconds(os.path.join(logs, "kube-controller-manager.log")),
              scheduler_synced_seconds=last_sync_seconds(os.path.join(logs, "kube-scheduler.log")))
     print(f"storm: {label}: {json.dumps(r)}", file=sys.stderr)
     return r
+
+
+def operator_scale(cluster, label, sets, proxy_pid=None):
+    """The Grove-shaped scale test: our operator, through the control plane's
+    server, makes SETS x 2 pods; they run; the sets are deleted and the
+    garbage collector removes the pods. kube-apiserver's CPU over it."""
+    env = dict(l.strip().split("=", 1) for l in open(os.path.join(cluster.dir, "env")) if "=" in l and not l.startswith("#"))
+    operator = subprocess.Popen([os.path.join(BIN, "kcluster"), "operator", "--kubeconfig",
+                                 env["CONTROL_PLANE_ADMIN_KUBECONFIG"].strip("'")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(5)  # its informers synced
+        pid = cluster.apiserver_pid()
+        cpu0 = cpu_seconds(pid)
+        proxy_cpu0 = cpu_seconds(proxy_pid) if proxy_pid else 0
+        phases = json.loads(run(os.path.join(BIN, "kcluster"), "podsets", "--kubeconfig", cluster.kubeconfig,
+                                "--sets", str(sets), "--namespace", f"podsets-{label}"))
+        phases.update(side=label, apiserver_cpu_seconds=round(cpu_seconds(pid) - cpu0, 2),
+                      proxy_cpu_seconds=round(cpu_seconds(proxy_pid) - proxy_cpu0, 2) if proxy_pid else 0)
+    finally:
+        operator.terminate()
+        operator.wait()
+    print(f"storm: operator {label}: {json.dumps(phases)}", file=sys.stderr)
+    return phases
 
 
 def load(cluster, nodes, pods, crds, objects):
@@ -187,20 +226,33 @@ def report(res, out):
     d, p = res["direct"], res["proxy"]
     rows = [("LIST requests", "list"), ("WATCH requests", "watch"), ("LIST response bytes", "list_bytes"),
             ("watch event bytes (watch-lists' initial events included)", "watch_bytes"),
-            ("CPU seconds", "apiserver_cpu_seconds"), ("peak RSS, MB", "apiserver_peak_rss_mb"),
+            ("CPU seconds", "apiserver_cpu_seconds"),
+            ("CPU seconds above its idle rate (the same window with nothing restarted)", "apiserver_cpu_above_idle"),
+            ("peak RSS, MB", "apiserver_peak_rss_mb"),
             ("the proxy's CPU seconds", "proxy_cpu_seconds"),
             ("kube-controller-manager: last informer synced, s from start", "kcm_synced_seconds"),
             ("kube-scheduler: last informer synced, s from start", "scheduler_synced_seconds")]
     lines = [f"# Control-plane restart storm ({res['when']})", "",
              f"{res['scale']}. Restarted at once: kube-controller-manager, kube-scheduler and KWOK. "
              "kube-apiserver's own metrics and /proc over the restart "
-             f"({d['window_seconds']} s window). Command: `{res['command']}`.", "",
+             f"({d['window_seconds']} s window; idle, it spends {res['idle_cpu_per_second']:.3f} CPU s/s). Command: `{res['command']}`.", "",
              "| kube-apiserver during the restart | directly | through the proxy | proxy / direct |",
              "| --- | ---: | ---: | ---: |"]
     for name, key in rows:
         lines.append(f"| {name} | {d[key]:,.0f} | {p[key]:,.0f} | {ratio(p[key] or 0, d[key] or 0)} |"
                      if key.endswith("bytes") or key in ("list", "watch")
                      else f"| {name} | {d[key]} | {p[key]} | {ratio(p[key] or 0, d[key] or 0)} |")
+    od, op = res["operator"]["direct"], res["operator"]["proxy"]
+    lines += ["", f"Operator scale test: {od['sets']} PodSets x 2 pods ({od['pods']} pods) made by "
+              "`kcluster operator` (controller-runtime; a label-selected LIST from the server each reconcile), "
+              "scheduled and run on the KWOK nodes, then deleted (the garbage collector removes the pods); "
+              "the operator and the control plane talk to kube-apiserver directly or through the proxy.", "",
+              "| phase | directly | through the proxy | proxy / direct |", "| --- | ---: | ---: | ---: |"]
+    for name, key in [("create the sets, s", "create_seconds"), ("until every pod is Running, s", "running_seconds"),
+                      ("delete, until every pod is gone, s", "delete_seconds"), ("total, s", "total_seconds"),
+                      ("kube-apiserver's CPU seconds", "apiserver_cpu_seconds"),
+                      ("the proxy's CPU seconds", "proxy_cpu_seconds")]:
+        lines.append(f"| {name} | {od[key]:.2f} | {op[key]:.2f} | {ratio(op[key], od[key])} |")
     open(os.path.join(out, "control-plane-storm.md"), "w").write("\n".join(lines) + "\n")
     json.dump(res, open(os.path.join(out, "control-plane-storm.json"), "w"), indent=1)
     print("\n".join(lines))
@@ -212,6 +264,7 @@ def main():
     ap.add_argument("--pods", type=int, default=10000)
     ap.add_argument("--crds", type=int, default=20)
     ap.add_argument("--objects", type=int, default=1000)
+    ap.add_argument("--sets", type=int, default=500, help="the operator's PodSets (2 pods each)")
     ap.add_argument("--out", default=os.path.join(ROOT, "tests/bench"))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -221,6 +274,7 @@ def main():
     proxy = None
     try:
         load(cluster, a.nodes, a.pods, a.crds, a.objects)
+        cluster.idle_rate = idle(cluster)
         direct = storm(cluster, "direct", a.nodes)
         port, aport = free_port(), free_port()
         proxy = subprocess.Popen([os.path.join(ROOT, "build/kube-cache-proxy"), "--upstream-kubeconfig",
@@ -236,7 +290,12 @@ def main():
         # The first start through the proxy caches what the controllers read (its first requests are forwarded).
         storm(cluster, "warm-up", a.nodes, server, ca, proxy.pid)
         through = storm(cluster, "proxy", a.nodes, server, ca, proxy.pid)
+        op_proxy = operator_scale(cluster, "proxy", a.sets, proxy.pid)
+        cluster.controlplane(a.nodes)  # directly again
+        time.sleep(45)  # settled, as after a storm (a restarted kube-controller-manager waits ~15 s for its lease)
+        op_direct = operator_scale(cluster, "direct", a.sets)
         report({"when": time.strftime("%Y-%m-%d"), "direct": direct, "proxy": through,
+                "operator": {"direct": op_direct, "proxy": op_proxy}, "idle_cpu_per_second": cluster.idle_rate,
                 "scale": f"{a.nodes} KWOK nodes, {a.pods} pods from Deployments, {a.crds} CRDs x {a.objects} objects",
                 "command": "tests/bench/control_plane_storm.py " + " ".join(sys.argv[1:])}, a.out)
     finally:
