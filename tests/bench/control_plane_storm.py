@@ -25,12 +25,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import Sampler, cpu_seconds  # noqa: E402  (the main benchmark's /proc readings)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "tests/cluster/bin")
-CLOCK = os.sysconf("SC_CLK_TCK")
 
 
 def run(*args, **kw):
@@ -84,29 +85,6 @@ class Cluster:
         return m
 
 
-def cpu_seconds(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / CLOCK
-
-
-def rss_mb(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0
-
-
-class Peak(threading.Thread):
-    def __init__(self, pid):
-        super().__init__(daemon=True)
-        self.pid, self.peak, self.done = pid, 0.0, False
-
-    def run(self):
-        while not self.done:
-            self.peak = max(self.peak, rss_mb(self.pid))
-            time.sleep(0.2)
-
-
 def last_sync_seconds(log):
     """From the last start marker of a component's log to its last "Caches are synced"."""
     start, last = None, None
@@ -140,19 +118,20 @@ def storm(cluster, label, nodes, server=None, ca=None, proxy_pid=None, settle=45
     pid = cluster.apiserver_pid()
     before, cpu0 = cluster.metrics(), cpu_seconds(pid)
     proxy_cpu0 = cpu_seconds(proxy_pid) if proxy_pid else 0
-    peak = Peak(pid)
+    peak = Sampler({"kube-apiserver": pid})
     peak.start()
     t0 = time.time()
     cluster.controlplane(nodes, server, ca)
     time.sleep(settle)  # every controller started and synced (KCM's garbage collector takes ~30 s)
-    peak.done = True
+    peak.stop()
     cpu = cpu_seconds(pid) - cpu0
     after = cluster.metrics()
     logs = os.path.join(cluster.dir, "logs")
     r = {k: after[k] - before[k] for k in before}
     r.update(side=label, apiserver_cpu_seconds=round(cpu, 2),
              apiserver_cpu_above_idle=round(cpu - cluster.idle_rate * (time.time() - t0), 2),
-             proxy_cpu_seconds=round(cpu_seconds(proxy_pid) - proxy_cpu0, 2) if proxy_pid else 0, apiserver_peak_rss_mb=round(peak.peak),
+             proxy_cpu_seconds=round(cpu_seconds(proxy_pid) - proxy_cpu0, 2) if proxy_pid else 0,
+             apiserver_peak_rss_mb=round(peak.peak("kube-apiserver")),
              window_seconds=round(time.time() - t0, 1),
              kcm_synced_seconds=last_sync_seconds(os.path.join(logs, "kube-controller-manager.log")),
              scheduler_synced_seconds=last_sync_seconds(os.path.join(logs, "kube-scheduler.log")))
