@@ -21,14 +21,13 @@ import datetime
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Sampler, cpu_seconds  # noqa: E402  (the main benchmark's /proc readings)
+from bench import Sampler, cpu_seconds, free_port  # noqa: E402  (the main benchmark's helpers)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "tests/cluster/bin")
@@ -38,30 +37,26 @@ def run(*args, **kw):
     return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Cluster:
     def __init__(self, dir):
         self.dir = dir
         run(os.path.join(ROOT, "tools/kcluster"), "up", dir, "--control-plane")
-        self.env = {}
-        for line in open(os.path.join(dir, "env")):
+        self.kubeconfig = self.env()["ADMIN_KUBECONFIG"]
+
+    def env(self):
+        """DIR/env as kcluster last wrote it (controlplane adds to it)."""
+        env = {}
+        for line in open(os.path.join(self.dir, "env")):
             k, _, v = line.strip().partition("=")
             if not k.startswith("#"):
-                self.env[k] = v.strip("'")
-        self.kubeconfig = self.env["ADMIN_KUBECONFIG"]
+                env[k] = v.strip("'")
+        return env
 
     def kubectl(self, *args, input=None):
         return run(os.path.join(BIN, "kubectl"), "--kubeconfig", self.kubeconfig, *args, input=input)
 
     def apiserver_pid(self):
-        return int(self.env["APISERVER_PID"])
+        return int(self.env()["APISERVER_PID"])
 
     def controlplane(self, nodes, server=None, ca=None):
         args = [os.path.join(BIN, "kcluster"), "controlplane", self.dir, "--nodes", str(nodes)]
@@ -143,9 +138,8 @@ def operator_scale(cluster, label, sets, proxy_pid=None):
     """The Grove-shaped scale test: our operator, through the control plane's
     server, makes SETS x 2 pods; they run; the sets are deleted and the
     garbage collector removes the pods. kube-apiserver's CPU over it."""
-    env = dict(l.strip().split("=", 1) for l in open(os.path.join(cluster.dir, "env")) if "=" in l and not l.startswith("#"))
     operator = subprocess.Popen([os.path.join(BIN, "kcluster"), "operator", "--kubeconfig",
-                                 env["CONTROL_PLANE_ADMIN_KUBECONFIG"].strip("'")],
+                                 cluster.env()["CONTROL_PLANE_ADMIN_KUBECONFIG"]],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(5)  # its informers synced

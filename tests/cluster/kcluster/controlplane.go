@@ -123,33 +123,30 @@ func cmdControlPlane(args []string) error {
 // QPS, leader election, watch-list and protobuf as they ship), plus what a
 // cluster on loopback needs.
 func controlPlaneArgs(name, kubeconfig, port string, p *pki, bin string) []string {
+	// Both controllers: their server, delegated authentication and
+	// authorization of their own HTTPS endpoint, leader election.
+	controllerArgs := []string{
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig, "--authorization-kubeconfig=" + kubeconfig,
+		"--bind-address=127.0.0.1", "--secure-port=" + port,
+		"--leader-elect=true",
+		"--v=2",
+	}
 	switch name {
 	case "kube-controller-manager":
-		return []string{
-			"--kubeconfig=" + kubeconfig,
-			"--authentication-kubeconfig=" + kubeconfig, "--authorization-kubeconfig=" + kubeconfig,
-			"--bind-address=127.0.0.1", "--secure-port=" + port,
-			"--leader-elect=true",
+		return append(controllerArgs,
 			// Each controller acts as its own service account (as kubeadm sets it up),
 			// so the proxy sees bearer tokens, not only the manager's certificate.
 			"--use-service-account-credentials=true",
-			"--service-account-private-key-file=" + p.path("sa.key"),
+			"--service-account-private-key-file="+p.path("sa.key"),
 			// Else the root-CA publisher writes the CA of whatever server the
 			// kubeconfig names (the proxy's) into every namespace.
-			"--root-ca-file=" + p.path("ca.crt"),
-			"--flex-volume-plugin-dir=" + filepath.Join(filepath.Dir(kubeconfig), "flexvolume"), // not the host's
-			"--cluster-signing-cert-file=" + p.path("ca.crt"),
-			"--cluster-signing-key-file=" + p.path("ca.key"),
-			"--v=2",
-		}
+			"--root-ca-file="+p.path("ca.crt"),
+			"--flex-volume-plugin-dir="+filepath.Join(filepath.Dir(kubeconfig), "flexvolume"), // not the host's
+			"--cluster-signing-cert-file="+p.path("ca.crt"),
+			"--cluster-signing-key-file="+p.path("ca.key"))
 	case "kube-scheduler":
-		return []string{
-			"--kubeconfig=" + kubeconfig,
-			"--authentication-kubeconfig=" + kubeconfig, "--authorization-kubeconfig=" + kubeconfig,
-			"--bind-address=127.0.0.1", "--secure-port=" + port,
-			"--leader-elect=true",
-			"--v=2",
-		}
+		return controllerArgs
 	default: // kwok
 		return []string{
 			"--kubeconfig=" + kubeconfig,
