@@ -226,7 +226,7 @@ RequestHandlerPtr ProxyRouter::consistentRead(const std::shared_ptr<const Cached
                    {"user-agent", "kube-cache-proxy/consistent-read"}};
   credentials_.authorize(probe);
   auto fwd = [this, head, info, &stream] { return forward(head, info, stream); };
-  return std::make_unique<ConsistentRead>(base_, as_proxy_, std::move(probe), *cached,
+  return std::make_unique<ConsistentRead>(base_, probe_rounds_, std::move(probe), cached,
                                           consistent_reads_.wait, consistent_reads_.max_staleness,
                                           std::move(serve), std::move(fwd));
 }

@@ -12,6 +12,7 @@
 
 #include "config/kubeconfig.h"
 #include "proxy/auth/authorized_request.h"
+#include "proxy/handlers/consistent_read.h"
 #include "proxy/handlers/watch_feed.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/upstream_pool.h"
@@ -78,6 +79,7 @@ class ProxyRouter : public Router {
   std::chrono::milliseconds dial_timeout_;
   UpstreamPool as_proxy_;
   UpstreamPool as_client_;
+  ProbeRounds probe_rounds_{as_proxy_};  // consistent reads' probes, shared
   ProxyCredentials& credentials_;
   Metrics::Shard& metrics_;
   CacheManager* cache_;

@@ -17,11 +17,134 @@ constexpr std::chrono::seconds kForwardAfterMiss{10};
 
 }  // namespace
 
-ConsistentRead::ConsistentRead(event_base* base, UpstreamPool& pool, RequestHead probe,
-                               const CachedResource& resource, std::chrono::milliseconds wait,
+// One resource's probe out, the reads it answers, and the reads waiting for the next.
+class ProbeRounds::Round : public UpstreamStreamHandler {
+ public:
+  Round(UpstreamPool& pool, std::shared_ptr<const CachedResource> resource)
+      : pool_(pool), resource_(std::move(resource)) {}
+  ~Round() override {
+    if (stream_ != nullptr) stream_->cancel();
+  }
+
+  void join(RequestHead probe, Waiter* waiter) {
+    if (stream_ != nullptr) {
+      next_.push_back(waiter);
+      next_probe_ = std::move(probe);
+      return;
+    }
+    send(std::move(probe));
+    out_.push_back(waiter);
+  }
+  void leave(Waiter* waiter) {
+    for (auto* list : {&out_, &next_, &answering_}) std::erase(*list, waiter);
+  }
+
+  void onUpstreamResponse(const ResponseHead& head, bool) override { status_ = head.status; }
+  void onUpstreamData(const uint8_t* data, size_t len) override {
+    try {
+      if (body_.size() + len > kMaxProbeBody) {
+        stream_->cancel();
+        finish({Result::Kind::kUnusable});
+        return;
+      }
+      body_.append(reinterpret_cast<const char*>(data), len);
+      stream_->consume(len);
+    } catch (...) {
+      reportInternalError(Metrics::InternalError::kEventCallback, "consistent read probe data");
+      stream_->cancel();
+      finish({Result::Kind::kUnavailable});
+    }
+  }
+  void onUpstreamComplete() override {
+    Result result{Result::Kind::kUnavailable};
+    try {
+      // Any failure but upstream's own is left to the real request: forwarded,
+      // it gets kube-apiserver's own answer.
+      if (status_ < 500) {
+        const auto page = status_ == 200 ? cache::scanJsonList(body_, nullptr) : std::nullopt;
+        result.kind = Result::Kind::kUnusable;
+        if (page && cache::parseResourceVersion(page->resource_version, result.resource_version)) {
+          result.kind = Result::Kind::kResourceVersion;
+          resource_->noteUpstreamResourceVersion(result.resource_version);
+        }
+      }
+    } catch (...) {
+      reportInternalError(Metrics::InternalError::kEventCallback, "consistent read probe");
+    }
+    finish(result);
+  }
+  void onUpstreamError(const std::string&) override { finish({Result::Kind::kUnavailable}); }
+  size_t requestBodyReady(bool* eof) override {
+    *eof = true;
+    return 0;
+  }
+  void pullRequestBody(evbuffer*, size_t) override {}
+
+ private:
+  void send(RequestHead probe) {
+    stream_ = pool_.submit(std::move(probe), this);
+    resource_->consistent_read_probes.fetch_add(1, std::memory_order_relaxed);
+  }
+  // The probe out has ended (its stream is done or cancelled): its readers
+  // hear `result`, and the next round's probe goes out.
+  void finish(Result result) noexcept {
+    stream_ = nullptr;
+    status_ = 0;
+    body_.clear();
+    answering_.swap(out_);
+    deliver(result);
+    if (next_.empty()) return;
+    out_.swap(next_);
+    try {
+      send(std::move(next_probe_));
+    } catch (...) {
+      reportInternalError(Metrics::InternalError::kEventCallback, "consistent read probe send");
+      answering_.swap(out_);
+      deliver({Result::Kind::kUnavailable});
+    }
+  }
+  // One reader at a time off the list: one that leaves meanwhile (its
+  // exchange gone) is off it too.
+  void deliver(Result result) noexcept {
+    while (!answering_.empty()) {
+      Waiter* w = answering_.back();
+      answering_.pop_back();
+      w->onProbed(result);
+    }
+  }
+
+  UpstreamPool& pool_;
+  const std::shared_ptr<const CachedResource> resource_;  // keeps the key's address taken
+  UpstreamStream* stream_ = nullptr;
+  int status_ = 0;
+  std::string body_;
+  std::vector<Waiter*> out_;        // joined before the probe out was sent
+  std::vector<Waiter*> next_;       // joined after: the next round
+  RequestHead next_probe_;          // the next round's probe, the latest joiner's
+  std::vector<Waiter*> answering_;  // being told the result
+};
+
+ProbeRounds::ProbeRounds(UpstreamPool& pool) : pool_(pool) {}
+ProbeRounds::~ProbeRounds() = default;
+
+void ProbeRounds::join(const std::shared_ptr<const CachedResource>& resource, RequestHead probe,
+                       Waiter* waiter) {
+  auto& round = rounds_[resource.get()];
+  if (!round) round = std::make_unique<Round>(pool_, resource);
+  round->join(std::move(probe), waiter);
+}
+
+void ProbeRounds::leave(const CachedResource& resource, Waiter* waiter) {
+  if (auto it = rounds_.find(&resource); it != rounds_.end()) it->second->leave(waiter);
+}
+
+ConsistentRead::ConsistentRead(event_base* base, ProbeRounds& rounds, RequestHead probe,
+                               std::shared_ptr<const CachedResource> resource,
+                               std::chrono::milliseconds wait,
                                std::chrono::milliseconds max_staleness, Serve serve,
                                Forward forward)
-    : resource_(resource),
+    : rounds_(rounds),
+      resource_(std::move(resource)),
       deadline_(std::chrono::steady_clock::now() + wait),
       max_staleness_(max_staleness),
       serve_(std::move(serve)),
@@ -35,21 +158,21 @@ ConsistentRead::ConsistentRead(event_base* base, UpstreamPool& pool, RequestHead
     throw std::bad_alloc();
   }
   try {
-    probe_ = pool.submit(std::move(probe), this);
+    rounds_.join(resource_, std::move(probe), this);
   } catch (...) {
     event_free(poll_);
     throw;
   }
-  resource_.consistent_read_probes.fetch_add(1, std::memory_order_relaxed);
+  probing_ = true;
 }
 
 ConsistentRead::~ConsistentRead() {
-  if (probe_ != nullptr) probe_->cancel();
+  if (probing_) rounds_.leave(*resource_, this);
   event_free(poll_);
 }
 
 void ConsistentRead::forward() {
-  resource_.consistent_reads_forwarded.fetch_add(1, std::memory_order_relaxed);
+  resource_->consistent_reads_forwarded.fetch_add(1, std::memory_order_relaxed);
   answer(forward_());
 }
 
@@ -60,30 +183,30 @@ void ConsistentRead::answer(RequestHandlerPtr handler) {
 }
 
 void ConsistentRead::abandon() {
-  if (probe_ != nullptr) probe_->cancel();
-  probe_ = nullptr;
+  if (probing_) rounds_.leave(*resource_, this);
+  probing_ = false;
   evtimer_del(poll_);
 }
 
 void ConsistentRead::check() {
-  const uint64_t cache_rv = resource_.store->current()->resource_version;
+  const uint64_t cache_rv = resource_->store->current()->resource_version;
   if (cache_rv >= upstream_rv_) {
     if (auto handler = serve_(upstream_rv_)) {
-      resource_.consistent_reads_from_cache.fetch_add(1, std::memory_order_relaxed);
+      resource_->consistent_reads_from_cache.fetch_add(1, std::memory_order_relaxed);
       answer(std::move(handler));
       return;
     }
   } else if (std::chrono::steady_clock::now() < deadline_) {
     // A quiet resource only shows it has caught up in a bookmark: ask for one
     // (the reflector asks kube-apiserver once for all who are waiting).
-    if (resource_.request_progress) resource_.request_progress();
+    if (resource_->request_progress) resource_->request_progress();
     const timeval tv = timevalOf(kPollInterval);
     if (evtimer_add(poll_, &tv) == 0) return;
     // Nothing would wake us: forward now.
     reportInternalError(Metrics::InternalError::kLibevent, "consistent read poll",
                         "evtimer_add failed");
   } else {
-    resource_.consistent_reads_forwarded_until.store(
+    resource_->consistent_reads_forwarded_until.store(
         (std::chrono::steady_clock::now() + kForwardAfterMiss).time_since_epoch().count());
   }
   forward();
@@ -91,9 +214,9 @@ void ConsistentRead::check() {
 
 void ConsistentRead::upstreamUnavailable() {
   if (max_staleness_.count() > 0 &&
-      resource_.staleness(std::chrono::steady_clock::now()) <= max_staleness_) {
-    if (auto handler = serve_(resource_.store->current()->resource_version)) {
-      resource_.consistent_reads_stale.fetch_add(1, std::memory_order_relaxed);
+      resource_->staleness(std::chrono::steady_clock::now()) <= max_staleness_) {
+    if (auto handler = serve_(resource_->store->current()->resource_version)) {
+      resource_->consistent_reads_stale.fetch_add(1, std::memory_order_relaxed);
       answer(std::move(handler));
       return;
     }
@@ -113,13 +236,13 @@ void ConsistentRead::recover(const char* context) noexcept {
   }
 }
 
-// Each way in (a libevent timer, the probe's UpstreamStreamHandler calls)
-// catches: once the probe has ended, nobody else would.
+// Each way in (a libevent timer, the probe's answer) catches: nobody above would.
 void ConsistentRead::onPoll(evutil_socket_t, short, void* self) noexcept {
   auto* read = static_cast<ConsistentRead*>(self);
   try {
-    if (read->probe_ != nullptr) {
-      read->upstreamUnavailable();  // the probe did not answer in time
+    if (read->probing_) {
+      read->abandon();  // the probe did not answer in time
+      read->upstreamUnavailable();
     } else {
       read->check();
     }
@@ -128,60 +251,25 @@ void ConsistentRead::onPoll(evutil_socket_t, short, void* self) noexcept {
   }
 }
 
-void ConsistentRead::onUpstreamResponse(const ResponseHead& head, bool) {
-  probe_status_ = head.status;
-}
-
-void ConsistentRead::onUpstreamData(const uint8_t* data, size_t len) {
-  try {
-    if (probe_body_.size() + len > kMaxProbeBody) {
-      forward();
-      return;
-    }
-    probe_body_.append(reinterpret_cast<const char*>(data), len);
-    probe_->consume(len);
-  } catch (...) {
-    recover("consistent read probe data");
-  }
-}
-
-void ConsistentRead::onUpstreamComplete() {
-  probe_ = nullptr;
+void ConsistentRead::onProbed(ProbeRounds::Result result) {
+  probing_ = false;
   if (closed()) return;
   try {
-    if (probe_status_ >= 500) {
-      upstreamUnavailable();
-      return;
+    switch (result.kind) {
+      case ProbeRounds::Result::Kind::kResourceVersion:
+        upstream_rv_ = result.resource_version;
+        check();
+        return;
+      case ProbeRounds::Result::Kind::kUnavailable:
+        upstreamUnavailable();
+        return;
+      case ProbeRounds::Result::Kind::kUnusable:
+        forward();
+        return;
     }
-    // Any other failure of the probe is left to the real request: forwarded,
-    // it gets kube-apiserver's own answer.
-    const auto page =
-        probe_status_ == 200 ? cache::scanJsonList(probe_body_, nullptr) : std::nullopt;
-    if (!page || !cache::parseResourceVersion(page->resource_version, upstream_rv_)) {
-      forward();
-      return;
-    }
-    probe_body_.clear();
-    resource_.noteUpstreamResourceVersion(upstream_rv_);
-    check();
   } catch (...) {
     recover("consistent read probe");
   }
-}
-
-void ConsistentRead::onUpstreamError(const std::string&) {
-  probe_ = nullptr;
-  if (closed()) return;
-  try {
-    upstreamUnavailable();
-  } catch (...) {
-    recover("consistent read probe failure");
-  }
-}
-
-size_t ConsistentRead::requestBodyReady(bool* eof) {
-  *eof = true;
-  return 0;
 }
 
 }  // namespace kcp::proxy

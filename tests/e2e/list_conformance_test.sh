@@ -38,6 +38,19 @@ mostly_from_cache() { local after; after=$(cached_consistent); echo "cache-serve
 before=$(cached_consistent)
 check "read your writes: a consistent LIST through the proxy after each of 50 creates sees it" read_your_writes
 check "and those consistent LISTs were answered from the cache (it caught up with each write)" mostly_from_cache
+probes() {
+  curl -s "http://127.0.0.1:$aport/metrics" |
+    awk '/^kube_cache_proxy_consistent_read_probes_total\{resource="configmaps",encoding="json"/ {print int($2)}'
+}
+# Reads that arrive together share a probe (one that was sent after each of them arrived).
+shared_probes() {
+  local p0 c0; p0=$(probes) c0=$(cached_consistent)
+  (cd "$ROOT/tests/e2e" && /usr/bin/python3 read_your_writes.py "$iport" "$K" ryw-0 20 --readers 8) || return 1
+  local reads=$(($(cached_consistent) - c0)) sent=$(($(probes) - p0))
+  echo "consistent reads answered from the cache: $reads of 160; probes sent: $sent"
+  ((reads >= 144 && sent < reads))
+}
+check "8 consistent LISTs at once after each of 20 creates: all see it, sharing probes" shared_probes
 forwarded_lists() { proxy_requests "$aport" upstream list configmaps; }
 small_forwarded() {
   local f0 c0; f0=$(forwarded_lists) c0=$(cached_consistent)
