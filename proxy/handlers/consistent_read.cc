@@ -52,17 +52,16 @@ class ProbeRounds::Round : public UpstreamStreamHandler {
     } catch (...) {
       reportInternalError(Metrics::InternalError::kEventCallback, "consistent read probe data");
       stream_->cancel();
-      finish({Result::Kind::kUnavailable});
+      finish({Result::Kind::kUnusable});
     }
   }
   void onUpstreamComplete() override {
-    Result result{Result::Kind::kUnavailable};
+    // Any failure but upstream's own (ours included) is left to the real
+    // request: forwarded, it gets kube-apiserver's own answer.
+    Result result{status_ >= 500 ? Result::Kind::kUnavailable : Result::Kind::kUnusable};
     try {
-      // Any failure but upstream's own is left to the real request: forwarded,
-      // it gets kube-apiserver's own answer.
       if (status_ < 500) {
         const auto page = status_ == 200 ? cache::scanJsonList(body_, nullptr) : std::nullopt;
-        result.kind = Result::Kind::kUnusable;
         if (page && cache::parseResourceVersion(page->resource_version, result.resource_version)) {
           result.kind = Result::Kind::kResourceVersion;
           resource_->noteUpstreamResourceVersion(result.resource_version);
@@ -100,7 +99,7 @@ class ProbeRounds::Round : public UpstreamStreamHandler {
     } catch (...) {
       reportInternalError(Metrics::InternalError::kEventCallback, "consistent read probe send");
       answering_.swap(out_);
-      deliver({Result::Kind::kUnavailable});
+      deliver({Result::Kind::kUnusable});
     }
   }
   // One reader at a time off the list: one that leaves meanwhile (its

@@ -1,13 +1,15 @@
 // A consistent read (resourceVersion unset) answered from the cache, as
 // kube-apiserver answers it from its watch cache: learn upstream's current
 // resourceVersion with a one-item LIST (a probe, shared: see ProbeRounds),
-// wait until the cache has reached it, then serve from the cache. The cache only learns it has
-// reached a resourceVersion from an event or bookmark at or after it, so a quiet resource gets
-// there by a bookmark the reflector asks for (about a second); after --consistent-read-wait the
-// request is forwarded instead, and for ten seconds the resource's consistent reads are forwarded
-// straight away. When kube-apiserver cannot be asked (the probe fails, or gets no answer within the
-// wait), the cache answers if it is at most --max-staleness stale (CachedResource::staleness);
-// otherwise the request is forwarded and gets upstream's failure.
+// wait until the cache has reached it, then serve from the cache. The cache
+// only learns it has reached a resourceVersion from an event or bookmark at
+// or after it, so a quiet resource gets there by a bookmark the reflector
+// asks for (about a second); after --consistent-read-wait the request is
+// forwarded instead, and for ten seconds the resource's consistent reads are
+// forwarded straight away. When kube-apiserver cannot be asked (the probe
+// fails, or gets no answer within the wait), the cache answers if it is at
+// most --max-staleness stale (CachedResource::staleness); otherwise the
+// request is forwarded and gets upstream's failure.
 #pragma once
 
 #include <event2/event.h>
@@ -35,7 +37,7 @@ class ProbeRounds {
     enum class Kind {
       kResourceVersion,  // upstream's current one, in resource_version
       kUnavailable,      // upstream failed (5xx, stream error): it cannot be asked
-      kUnusable,         // any other answer: left to the real request, forwarded
+      kUnusable,         // any other answer, or our own failure: the request is forwarded
     } kind;
     uint64_t resource_version = 0;
   };
